@@ -1,0 +1,1 @@
+"""The pywats terminal UI (Textual)."""
