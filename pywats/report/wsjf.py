@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -163,6 +163,8 @@ def _make_list_hook(
         for index, item in enumerate(value):
             try:
                 out.append(handler(item, item_type))
+            except RecursionError:
+                raise
             except Exception as exc:
                 exc.__notes__ = [
                     *getattr(exc, "__notes__", []),
@@ -216,6 +218,8 @@ def _make_class_hooks(
                 continue
             try:
                 kwargs[name] = hook(item, ftype)
+            except RecursionError:
+                raise
             except Exception as exc:
                 errors.append(_with_note(exc, cls, wire, ftype))
         extra: dict[str, JSON] = {}
@@ -223,6 +227,8 @@ def _make_class_hooks(
             if key not in known:
                 try:
                     extra[key] = _check_json(item)
+                except RecursionError:
+                    raise
                 except Exception as exc:
                     errors.append(_with_note(exc, cls, key, Any))
         if errors:
@@ -327,12 +333,36 @@ def _field_errors(exc: Exception) -> list[FieldError]:
     return out
 
 
+MAX_DEPTH = 520
+"""Deepest JSON nesting accepted (objects and arrays): about 256 levels of steps, since each
+costs two (the step object and its ``steps`` array), matching the WSXF element limit. Real
+reports nest a few levels per sequence call; the limit keeps every accepted report within
+what the recursive structure and serialise code can handle."""
+
+
+def _check_depth(obj: JSON) -> None:
+    # Iterative on purpose: the point is to refuse what recursion cannot handle.
+    stack: list[tuple[JSON, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[JSON] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise MalformedInputError(f"the document is nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
 def structure(obj: JSON) -> Report:
     """Build a :class:`Report` from decoded JSON; raise ReportValidationError with paths.
 
     This checks the shape and types only; :func:`pywats.report.validate.validate` checks
     the WSJF rules.
     """
+    _check_depth(obj)
     try:
         return converter.structure(obj, Report)
     except (ClassValidationError, IterableValidationError, _WireValueError) as exc:
@@ -365,6 +395,9 @@ def decode(data: bytes | str) -> JSON:
         raise MalformedInputError(str(exc)) from exc
     except RecursionError as exc:
         raise MalformedInputError("not valid JSON: nested too deeply") from exc
+    except ValueError as exc:
+        # e.g. an integer literal longer than the interpreter's int-conversion limit
+        raise MalformedInputError(f"not valid JSON: {exc}") from exc
 
 
 def loads(data: bytes | str, *, validate: bool = True) -> Report:
@@ -380,6 +413,9 @@ def loads_obj(obj: JSON, *, validate: bool = True) -> Report:
 
 def dumps(report: Report | Mapping[str, JSON], *, indent: int | None = None) -> bytes:
     """Serialise ``report`` as WSJF JSON bytes (compact unless ``indent`` is given)."""
-    obj = unstructure(report) if isinstance(report, Report) else report
     separators = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators).encode()
+    try:
+        obj = unstructure(report) if isinstance(report, Report) else report
+        return json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators).encode()
+    except RecursionError as exc:
+        raise MalformedInputError(f"the report is nested too deeply to serialise: {exc}") from exc

@@ -190,3 +190,39 @@ def test_a_number_too_large_for_a_double_is_refused() -> None:
 def test_non_object_document_is_a_validation_error() -> None:
     with pytest.raises(ReportValidationError, match="expected an object, got an array"):
         wsjf.loads(b"[]")
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    doc = uut()
+    step = doc["root"]
+    for level in range(depth):
+        child = {
+            "id": 100 + level,
+            "group": "M",
+            "stepType": "SequenceCall",
+            "name": f"level {level}",
+            "status": "P",
+            "steps": [],
+        }
+        step.setdefault("steps", []).append(child)
+        step = child
+    return doc
+
+
+def test_deeply_nested_steps_are_one_clear_error_not_a_recursion_error() -> None:
+    text = '{"root": ' + '{"steps": [' * 400 + "]}" * 400 + "}"
+    with pytest.raises(MalformedInputError, match=f"nested deeper than {wsjf.MAX_DEPTH}"):
+        wsjf.loads(text)
+
+
+def test_the_deepest_accepted_report_also_serialises() -> None:
+    # Every level of step nesting costs two JSON levels (the object and its steps array).
+    doc = _nested(wsjf.MAX_DEPTH // 2 - 3)
+    report = wsjf.loads_obj(doc, validate=False)
+    assert json.loads(wsjf.dumps(report)) == doc
+
+
+def test_an_integer_too_long_to_convert_is_malformed_input() -> None:
+    text = '{"processCode": ' + "9" * 5000 + "}"
+    with pytest.raises(MalformedInputError, match="not valid JSON"):
+        wsjf.loads(text)
