@@ -1,0 +1,524 @@
+"""Tests for :mod:`pywats.watcher` and :mod:`pywats.inotify`.
+
+Rules: real folders under ``tmp_path``, real inotify, real writers (threads); no mocks.
+Every test is bounded by ``trio.fail_after`` and stops its own watcher by cancelling the
+nursery. Tests on the real clock keep rescans and settle times short; the rescan-only
+(network share) tests run on a mock clock that jumps when every task is blocked, and
+assert the virtual times at which files become ready.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import struct
+import time
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pywats.errors import PywatsError
+from pywats.inotify import Event, Inotify, InotifyError, Mask, parse_events
+from pywats.watcher import WatchConfig, Watcher
+
+
+async def start_watcher(
+    nursery: trio.Nursery, config: WatchConfig, capacity: int = 16
+) -> tuple[Watcher, trio.MemorySendChannel[Path], trio.MemoryReceiveChannel[Path]]:
+    send, receive = trio.open_memory_channel[Path](capacity)
+    watcher = Watcher(config, send)
+    await nursery.start(watcher.run)
+    return watcher, send, receive
+
+
+async def assert_quiet(receive: trio.MemoryReceiveChannel[Path], seconds: float) -> None:
+    """Nothing more arrives within ``seconds``."""
+    with trio.move_on_after(seconds):
+        path = await receive.receive()
+        pytest.fail(f"unexpected ready path {path}")
+
+
+async def wait_for_blocked_send(send: trio.MemorySendChannel[Path]) -> None:
+    # The watcher may be inside a scan thread when everything looks blocked; look again.
+    while True:
+        await trio.testing.wait_all_tasks_blocked()
+        if send.statistics().tasks_waiting_send == 1:
+            return
+        await trio.sleep(0.01)
+
+
+def open_fds_to(target: str) -> int:
+    """How many of this process's descriptors point at ``target`` (a path or anon inode)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                count += 1
+        except OSError:
+            continue  # the listing's own descriptor, or one closed meanwhile
+    return count
+
+
+def inotify_fds() -> int:
+    return open_fds_to("anon_inode:inotify")
+
+
+@pytest.fixture
+def mock_clock() -> trio.testing.MockClock:
+    # A small real-time threshold instead of 0: scans run in a worker thread, and the
+    # clock must not jump while one is running.
+    return trio.testing.MockClock(autojump_threshold=0.1)
+
+
+# -- ready files with inotify ---------------------------------------------------------
+
+
+async def test_slow_writer_gives_one_path_after_close(tmp_path: Path) -> None:
+    # Rescans run every 0.3 s while the writer writes; its 0.2 s gaps are shorter than
+    # settle_s, so only the close makes the file ready.
+    config = WatchConfig(tmp_path / "in", rescan_s=0.3, settle_s=1.0)
+    chunks = [bytes([65 + i]) * 4096 for i in range(10)]
+    last_write_done: list[float] = []
+
+    def write() -> None:
+        with open(config.folder / "result.json", "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                f.flush()
+                time.sleep(0.2)
+            last_write_done.append(time.monotonic())
+
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            nursery.start_soon(trio.to_thread.run_sync, write)
+            path = await receive.receive()
+            assert path == config.folder.absolute() / "result.json"
+            # The writer (a thread of this process) has closed it: no descriptor is left.
+            assert last_write_done
+            assert open_fds_to(str(path)) == 0
+            assert path.read_bytes() == b"".join(chunks)
+            await assert_quiet(receive, 1.0)
+            watcher.release(path)
+            await assert_quiet(receive, 1.0)
+            assert watcher.statistics().files_sent == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_rename_into_place(tmp_path: Path) -> None:
+    config = WatchConfig(tmp_path, patterns=("*.json",), rescan_s=0.2, settle_s=0.1)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            (tmp_path / "x.tmp").write_bytes(b'{"a": 1}')
+            os.rename(tmp_path / "x.tmp", tmp_path / "x.json")
+            (tmp_path / "lingering.tmp").write_bytes(b"never ready")
+            assert await receive.receive() == tmp_path / "x.json"
+            # Several rescans and settle periods: the .tmp never becomes ready.
+            await assert_quiet(receive, 1.0)
+            assert watcher.statistics().files_sent == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_10000_files_present_at_start_each_delivered_once(tmp_path: Path) -> None:
+    names = {f"r{i:05d}.json" for i in range(10_000)}
+    for name in names:
+        (tmp_path / name).write_bytes(b"{}")
+    config = WatchConfig(tmp_path, rescan_s=0.3, settle_s=0.1)
+    seen: collections.Counter[str] = collections.Counter()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            watcher, send, receive = await start_watcher(nursery, config, capacity=16)
+            for _ in range(len(names)):
+                path = await receive.receive()
+                assert send.statistics().current_buffer_used <= 16
+                seen[path.name] += 1
+                watcher.release(path)  # kept in place, like post-action "keep"
+            assert set(seen) == names
+            assert max(seen.values()) == 1
+            # Rescans later nothing is sent again: the released files are unchanged.
+            await assert_quiet(receive, 1.5)
+            stats = watcher.statistics()
+            assert stats.rescans >= 2
+            assert stats.files_sent == 10_000
+            assert stats.in_flight == 0
+            assert stats.remembered == 10_000
+            assert stats.settling == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_overflowing_burst_loses_nothing(tmp_path: Path) -> None:
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    overflow_possible = limit <= 60_000
+    burst = max(20_000, limit + 4_000) if overflow_possible else 20_000
+    # No periodic rescan during the test: only the overflow can bring a rescan.
+    config = WatchConfig(tmp_path, rescan_s=300, settle_s=0.2)
+    with trio.fail_after(45):
+        async with trio.open_nursery() as nursery:
+            watcher, send, receive = await start_watcher(nursery, config, capacity=16)
+            # Fill the channel (16) and block the watcher in send with a 17th file.
+            for i in range(17):
+                (tmp_path / f"a{i:02d}.json").write_bytes(b"{}")
+            await wait_for_blocked_send(send)
+
+            def write_burst() -> None:
+                for i in range(burst):
+                    (tmp_path / f"b{i:06d}.json").write_bytes(b"{}")
+
+            # The consumer is blocked; the kernel queue takes the burst's events.
+            await trio.to_thread.run_sync(write_burst)
+            seen: collections.Counter[str] = collections.Counter()
+            for _ in range(17 + burst):
+                path = await receive.receive()
+                seen[path.name] += 1
+                path.unlink()  # like post-action "move"/"delete"
+                watcher.release(path)
+            assert len(seen) == 17 + burst
+            assert max(seen.values()) == 1
+            await assert_quiet(receive, 0.5)
+            stats = watcher.statistics()
+            assert stats.files_sent == 17 + burst
+            # Every file is gone, and so is the bookkeeping about it.
+            assert (stats.in_flight, stats.settling, stats.remembered) == (0, 0, 0)
+            nursery.cancel_scope.cancel()
+    if not overflow_possible:
+        pytest.skip(f"fs.inotify.max_queued_events = {limit}: too large to overflow here")
+    assert stats.overflows >= 1
+    assert stats.rescans >= 1
+
+
+async def test_temporary_names_and_patterns(tmp_path: Path) -> None:
+    for name in ("pre.json", "pre.csv", ".hidden.json", "~lock.json"):
+        (tmp_path / name).write_bytes(b"{}")
+    config = WatchConfig(tmp_path, patterns=("*.json", "*.xml"), rescan_s=0.2, settle_s=0.1)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            _, _, receive = await start_watcher(nursery, config)
+            for name in ("a.json", "B.XML", "c.csv", ".d.json", "e.json.tmp", "E.TMP", "~f.xml"):
+                (tmp_path / name).write_bytes(b"{}")
+            got: set[str] = set()
+            with trio.move_on_after(1.0):
+                while True:
+                    got.add((await receive.receive()).name)
+            assert got == {"pre.json", "a.json", "B.XML"}
+            nursery.cancel_scope.cancel()
+
+
+async def test_recursive_watches_subfolders_created_later(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "o.json").write_bytes(b"{}")
+    config = WatchConfig(tmp_path, recursive=True, rescan_s=5, settle_s=0.2)
+    root = tmp_path
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            assert await receive.receive() == root / "old" / "o.json"
+            (root / "new" / "deeper").mkdir(parents=True)
+            (root / "new" / "deeper" / "n.json").write_bytes(b"{}")
+            assert await receive.receive() == root / "new" / "deeper" / "n.json"
+            # Now watched: a file closed there is ready at once.
+            (root / "new" / "deeper" / "m.json").write_bytes(b"{}")
+            assert await receive.receive() == root / "new" / "deeper" / "m.json"
+            (root / ".hidden").mkdir()
+            (root / ".hidden" / "h.json").write_bytes(b"{}")
+            await assert_quiet(receive, 0.6)
+            assert watcher.statistics().watches == 4  # root, old, new, new/deeper
+            nursery.cancel_scope.cancel()
+
+
+async def test_not_recursive_ignores_subfolders(tmp_path: Path) -> None:
+    config = WatchConfig(tmp_path, rescan_s=0.2, settle_s=0.1)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            (tmp_path / "sub").mkdir()
+            (tmp_path / "sub" / "x.json").write_bytes(b"{}")
+            await assert_quiet(receive, 0.8)
+            assert watcher.statistics().watches == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_release_unchanged_not_resent_changed_resent(tmp_path: Path) -> None:
+    config = WatchConfig(tmp_path, rescan_s=0.2, settle_s=0.1)
+    target = tmp_path / "a.json"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            target.write_bytes(b"{}")
+            assert await receive.receive() == target
+            await assert_quiet(receive, 0.5)  # in flight: rescans leave it alone
+            assert watcher.statistics().in_flight == 1
+            watcher.release(target)
+            await assert_quiet(receive, 0.6)  # released and unchanged: not again
+            assert watcher.statistics().remembered == 1
+            target.write_bytes(b'{"new": "content"}')
+            assert await receive.receive() == target
+            assert target.read_bytes() == b'{"new": "content"}'
+            target.unlink()
+            watcher.release(target)
+            stats = watcher.statistics()
+            assert (stats.in_flight, stats.remembered, stats.files_sent) == (0, 0, 2)
+            nursery.cancel_scope.cancel()
+
+
+async def test_rewritten_while_in_flight_is_resent_on_release(tmp_path: Path) -> None:
+    # No rescan or settle period can help within the deadline: only the close event
+    # seen while the file was in flight makes it ready again at release.
+    config = WatchConfig(tmp_path, rescan_s=300, settle_s=60)
+    target = tmp_path / "a.json"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            target.write_bytes(b"{}")
+            assert await receive.receive() == target
+            target.write_bytes(b'{"second": "version"}')
+            await assert_quiet(receive, 0.3)
+            watcher.release(target)
+            with trio.fail_after(1):
+                assert await receive.receive() == target
+            nursery.cancel_scope.cancel()
+
+
+async def test_full_channel_makes_the_watcher_wait(tmp_path: Path) -> None:
+    names = ["a.json", "b.json", "c.json"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"{}")
+    config = WatchConfig(tmp_path, rescan_s=0.1, settle_s=0.05)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, send, receive = await start_watcher(nursery, config, capacity=1)
+            await wait_for_blocked_send(send)
+            await trio.sleep(0.5)  # rescan periods pass; the watcher still waits
+            assert send.statistics().current_buffer_used == 1
+            assert send.statistics().tasks_waiting_send == 1
+            assert all((tmp_path / name).exists() for name in names)
+            stats = watcher.statistics()
+            # One buffered, one waiting to be sent: both count as sent and in flight.
+            assert (stats.files_sent, stats.in_flight) == (2, 2)
+            got = []
+            for _ in names:
+                path = await receive.receive()
+                got.append(path.name)
+                watcher.release(path)
+            assert sorted(got) == names
+            await assert_quiet(receive, 0.3)
+            nursery.cancel_scope.cancel()
+
+
+# -- rescans only (network shares) ------------------------------------------------------
+
+
+async def test_rescan_only_files_ready_after_settle(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    for name in ("a.json", "b.json", "c.tmp"):
+        (tmp_path / name).write_bytes(b"{}")
+    config = WatchConfig(tmp_path, use_inotify=False, rescan_s=10, settle_s=3)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            watcher, _, receive = await start_watcher(nursery, config)
+            first = [await receive.receive() for _ in range(2)]
+            assert trio.current_time() - t0 == pytest.approx(3)
+            assert sorted(p.name for p in first) == ["a.json", "b.json"]
+            for path in first:
+                watcher.release(path)
+            # New content in a, and a new file d: the rescan at 10 sees them, and they
+            # are ready when that sighting has held for settle_s.
+            (tmp_path / "a.json").write_bytes(b'{"v": 2}')
+            (tmp_path / "d.json").write_bytes(b"{}")
+            second = [await receive.receive() for _ in range(2)]
+            assert trio.current_time() - t0 == pytest.approx(13)
+            assert sorted(p.name for p in second) == ["a.json", "d.json"]
+            for path in second:
+                watcher.release(path)
+            await assert_quiet(receive, 40)
+            stats = watcher.statistics()
+            assert (stats.files_sent, stats.watches, stats.overflows) == (4, 0, 0)
+            assert stats.rescans >= 5
+            nursery.cancel_scope.cancel()
+
+
+async def test_rescan_only_waits_for_a_busy_writer(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    config = WatchConfig(tmp_path, use_inotify=False, rescan_s=1, settle_s=3)
+    target = tmp_path / "slow.json"
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            _, _, receive = await start_watcher(nursery, config)
+            # Appends every 2 s (shorter than settle_s) for 8 s, file open throughout.
+            with open(target, "wb") as f:
+                for i in range(5):
+                    f.write(b"x" * (i + 1))
+                    f.flush()
+                    if i < 4:
+                        await trio.sleep(2)
+            done = trio.current_time()
+            assert await receive.receive() == target
+            assert trio.current_time() - done >= 3
+            assert trio.current_time() - t0 < 8 + 3 + 1 + 0.001  # settle + one rescan
+            assert target.stat().st_size == 15
+            nursery.cancel_scope.cancel()
+
+
+# -- start-up, errors and shutdown ------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_inotify", [True, False])
+async def test_missing_folder_is_created(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, use_inotify: bool
+) -> None:
+    folder = tmp_path / "a" / "b"
+    config = WatchConfig(folder, use_inotify=use_inotify, settle_s=0)
+    caplog.set_level(logging.INFO, logger="pywats.watcher")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await start_watcher(nursery, config)
+            assert folder.is_dir()
+            assert f"created watch folder {folder}" in caplog.text
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("use_inotify", [True, False])
+@pytest.mark.parametrize("where", ["under_a_file", "is_a_file"])
+async def test_unusable_folder_is_a_clear_error(
+    tmp_path: Path, use_inotify: bool, where: str
+) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    folder = tmp_path / "file" / "in" if where == "under_a_file" else tmp_path / "file"
+    send, _ = trio.open_memory_channel[Path](1)
+    watcher = Watcher(WatchConfig(folder, use_inotify=use_inotify), send)
+    with trio.fail_after(10), pytest.raises(PywatsError, match=f"watch folder {folder}"):
+        await watcher.run()
+
+
+async def test_cancellation_closes_the_inotify_instance(tmp_path: Path) -> None:
+    before = inotify_fds()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await start_watcher(nursery, WatchConfig(tmp_path))
+            assert inotify_fds() == before + 1
+            nursery.cancel_scope.cancel()
+    assert inotify_fds() == before
+
+
+async def test_closed_receiver_stops_the_watcher(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(b"{}")
+    with trio.fail_after(10):
+        send, receive = trio.open_memory_channel[Path](0)
+        receive.close()
+        watcher = Watcher(WatchConfig(tmp_path), send)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watcher.run)
+        # run() returned by itself: no file is left in flight.
+        assert watcher.statistics().in_flight == 0
+
+
+def test_config_validation(tmp_path: Path) -> None:
+    assert WatchConfig(str(tmp_path), patterns="*.xml").patterns == ("*.xml",)
+    with pytest.raises(ValueError, match="at least one glob"):
+        WatchConfig(tmp_path, patterns=())
+    with pytest.raises(ValueError, match="without '/'"):
+        WatchConfig(tmp_path, patterns=("sub/*.xml",))
+    with pytest.raises(ValueError, match="rescan_s"):
+        WatchConfig(tmp_path, rescan_s=0)
+    config = WatchConfig(tmp_path, patterns=("*.xml",))
+    assert config.wants("A.XML")
+    assert not config.wants("a.json")
+    assert not config.wants(".a.xml")
+    assert not config.wants("~a.xml")
+    assert not config.wants("a.xml.TMP")
+
+
+# -- the inotify binding ----------------------------------------------------------------
+
+
+def pack_event(wd: int, mask: int, cookie: int, name: bytes) -> bytes:
+    length = 0 if not name else (len(name) + 1 + 15) // 16 * 16
+    return struct.pack("=iIII", wd, mask, cookie, length) + name.ljust(length, b"\0")
+
+
+_names = st.binary(min_size=0, max_size=255).filter(lambda b: b"\0" not in b and b"/" not in b)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-1, 2**31 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), _names
+        ),
+        max_size=20,
+    )
+)
+def test_parse_events_round_trip(records: list[tuple[int, int, int, bytes]]) -> None:
+    data = b"".join(pack_event(*r) for r in records)
+    events = parse_events(data)
+    assert [(e.wd, int(e.mask), e.cookie, os.fsencode(e.name)) for e in events] == records
+
+
+def test_parse_events_overflow_and_truncation() -> None:
+    (event,) = parse_events(pack_event(-1, Mask.Q_OVERFLOW, 0, b""))
+    assert event.overflow
+    assert event.name == ""
+    with pytest.raises(ValueError, match="truncated"):
+        parse_events(pack_event(1, Mask.CLOSE_WRITE, 0, b"name.json")[:-4])
+
+
+async def test_inotify_events_from_a_real_folder(tmp_path: Path) -> None:
+    with trio.fail_after(10), Inotify() as ino:
+        mask = Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.CREATE | Mask.ONLYDIR
+        wd = ino.add_watch(tmp_path, mask)
+        (tmp_path / "a.tmp").write_bytes(b"x")
+        os.rename(tmp_path / "a.tmp", tmp_path / "a.json")
+        (tmp_path / "sub").mkdir()
+        events: list[Event] = []
+        while len(events) < 4:
+            events += await ino.read()
+        assert [(e.wd, e.mask, e.name) for e in events] == [
+            (wd, Mask.CREATE, "a.tmp"),
+            (wd, Mask.CLOSE_WRITE, "a.tmp"),
+            (wd, Mask.MOVED_TO, "a.json"),
+            (wd, Mask.CREATE | Mask.ISDIR, "sub"),
+        ]
+        assert events[2].cookie != 0
+        ino.rm_watch(wd)
+        (ignored,) = await ino.read()
+        assert (ignored.wd, ignored.mask) == (wd, Mask.IGNORED)
+        ino.rm_watch(wd)  # already gone: not an error
+
+
+async def test_inotify_errors_name_the_path(tmp_path: Path) -> None:
+    with Inotify() as ino:
+        with pytest.raises(InotifyError, match="No such file") as missing:
+            ino.add_watch(tmp_path / "missing", Mask.CLOSE_WRITE)
+        assert missing.value.errno == errno.ENOENT
+        assert missing.value.path == str(tmp_path / "missing")
+        assert isinstance(missing.value.__cause__, FileNotFoundError)
+        (tmp_path / "file").write_bytes(b"")
+        with pytest.raises(InotifyError, match="not a directory"):
+            ino.add_watch(tmp_path / "file", Mask.CLOSE_WRITE | Mask.ONLYDIR)
+
+
+async def test_inotify_close_wakes_a_reader() -> None:
+    ino = Inotify()
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+
+            async def reader() -> None:
+                with pytest.raises(trio.ClosedResourceError):
+                    await ino.read()
+
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            ino.close()
+    ino.close()  # idempotent
+    assert ino.closed
+    with pytest.raises(trio.ClosedResourceError):
+        await ino.read()
