@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pywats import __version__
+from pywats import __version__, cli_queue, cli_receiver
 from pywats.errors import ConversionError, PywatsError
 
 
@@ -22,13 +22,13 @@ def _fail(command: str, message: str) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from pywats.converters import ConversionContext, Source, builtin_converters, run_converter
+    from pywats.converters import ConversionContext, Source, discover, run_converter
     from pywats.converters import select as select_converter
     from pywats.report import wsjf
 
     path = Path(args.file)
     try:
-        converter = select_converter(path, args.converter, builtin_converters())
+        converter = select_converter(path, args.converter, discover())
         data = path.read_bytes()
     except OSError as exc:
         return _fail("convert", f"{path}: cannot read: {exc.strerror or exc}")
@@ -65,12 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(func=_cmd_convert)
 
-    try:
-        from pywats import cli_queue
-    except ImportError:  # pragma: no cover - the queue commands ship with the store
-        pass
-    else:
-        cli_queue.register(sub)
+    cli_queue.register(sub)
+    cli_receiver.register(sub)
     return parser
 
 

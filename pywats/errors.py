@@ -10,6 +10,7 @@
     ├── ConversionError          a converter could not turn a source file into reports;
     │                            names the converter, the reason and the field path
     ├── ConfigError              bad configuration; names the TOML key path
+    ├── InotifyError             an inotify call failed (pywats.inotify); carries errno + path
     └── StoreError               the local queue database cannot do what was asked
         └── NotFoundError        no report with that id
 

@@ -1,0 +1,211 @@
+"""Small building blocks converters share: ids, times, status words, limits, numbers.
+
+Plugins may use them too; they raise plain ``ValueError`` with a message meant for people,
+which the caller wraps with the line and column it was parsing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pywats.report.codes import CompOp, Result, Status
+
+#: How bad a status is, for rolling child statuses up into a sequence's and a report's.
+_SEVERITY = {
+    Status.SKIPPED: 0,
+    Status.DONE: 1,
+    Status.PASSED: 1,
+    Status.FAILED: 2,
+    Status.ERROR: 3,
+    Status.TERMINATED: 4,
+}
+
+_STATUS_WORDS = {
+    "p": Status.PASSED,
+    "pass": Status.PASSED,
+    "passed": Status.PASSED,
+    "ok": Status.PASSED,
+    "f": Status.FAILED,
+    "fail": Status.FAILED,
+    "failed": Status.FAILED,
+    "ng": Status.FAILED,
+    "s": Status.SKIPPED,
+    "skip": Status.SKIPPED,
+    "skipped": Status.SKIPPED,
+    "d": Status.DONE,
+    "done": Status.DONE,
+    "e": Status.ERROR,
+    "error": Status.ERROR,
+    "t": Status.TERMINATED,
+    "terminated": Status.TERMINATED,
+    "aborted": Status.TERMINATED,
+}
+
+_RESULTS = {
+    Status.PASSED: Result.PASSED,
+    Status.DONE: Result.PASSED,
+    Status.SKIPPED: Result.PASSED,
+    Status.FAILED: Result.FAILED,
+    Status.ERROR: Result.ERROR,
+    Status.TERMINATED: Result.TERMINATED,
+}
+
+
+def new_report_id() -> str:
+    """A fresh report id (uuid4, lower case), for inputs that carry none."""
+    return str(uuid.uuid4())
+
+
+def start_fields(start: datetime) -> tuple[str, str]:
+    """``start`` (local time with its offset) and ``startUTC`` (``Z``) for an aware time.
+
+    ValueError when the time has no UTC form (year 1 with a positive offset).
+    """
+    if start.tzinfo is None:
+        raise ValueError("start time has no time zone")
+    try:
+        as_utc = start.astimezone(UTC)
+    except (OverflowError, ValueError):
+        # Year 1 with a positive offset (or 9999 with a negative one) has no UTC form.
+        raise ValueError(f"{start.isoformat()} is out of range") from None
+    local = start.isoformat(timespec="milliseconds")
+    return local, as_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now() -> datetime:
+    """The current time, aware, in the station's local zone (for inputs with no start)."""
+    return datetime.now().astimezone()
+
+
+def parse_status(text: str) -> Status:
+    """A status from a word or letter (``Passed``, ``fail``, ``P``, ``OK`` ...)."""
+    try:
+        return _STATUS_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"{text!r} is not a status (Passed, Failed, Error, Done, Skipped, Terminated)"
+        ) from None
+
+
+def parse_result(text: str) -> Result:
+    """A report result from a word or letter; Done means Passed, Skipped is refused."""
+    status = parse_status(text)
+    if status is Status.SKIPPED:
+        raise ValueError(f"{text!r} is not a report result (Passed, Failed, Error, Terminated)")
+    return _RESULTS[status]
+
+
+def worst_status(statuses: Iterable[Status], default: Status = Status.PASSED) -> Status:
+    """The most severe status (Terminated > Error > Failed > Passed/Done > Skipped).
+
+    A sequence whose children were all skipped is reported as ``default``: it ran.
+    """
+    worst: Status | None = None
+    for status in statuses:
+        if worst is None or _SEVERITY[status] > _SEVERITY[worst]:
+            worst = status
+    if worst is None or worst is Status.SKIPPED or worst is Status.DONE:
+        return default
+    return worst
+
+
+def result_of(status: Status) -> Result:
+    """The report result a root status means."""
+    return _RESULTS[status]
+
+
+def parse_float(text: str) -> float:
+    """A finite number from text (``1.5``, ``-2e-3``); ValueError says why not."""
+    stripped = text.strip()
+    # A pattern rather than float() alone: float() also takes "nan", "1_000" and non-ASCII
+    # digits, none of which a tester means as a measured value.
+    if not _FLOAT.fullmatch(stripped):
+        raise ValueError(f"{text!r} is not a number")
+    value = float(stripped)
+    if not math.isfinite(value):
+        # WSJF cannot carry NaN or infinities; the server would reject the report.
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def encode_limits(
+    comp_op: CompOp | None, low: float | None, high: float | None
+) -> tuple[CompOp, float | None, float | None]:
+    """The operator and (lowLimit, highLimit) the WATS way (wats-format.md 2.15).
+
+    With no operator it is inferred: both limits GELE, only low GE, only high LE, none
+    LOG. A single-limit operator keeps its one limit in ``lowLimit`` whichever limit it was
+    given as (``LE`` with only a high limit of 5 becomes lowLimit 5). ValueError when the
+    limits do not fit the operator.
+    """
+    if comp_op is None:
+        if low is not None and high is not None:
+            return CompOp.GELE, low, high
+        if low is not None:
+            return CompOp.GE, low, None
+        if high is not None:
+            return CompOp.LE, high, None
+        return CompOp.LOG, None, None
+    if not comp_op.is_numeric:
+        raise ValueError(f"{comp_op.value} compares strings, not numbers")
+    if comp_op.limit_count == 1:
+        if low is not None and high is not None:
+            raise ValueError(f"{comp_op.value} uses one limit, got a low and a high limit")
+        limit = low if low is not None else high
+        if limit is None:
+            raise ValueError(f"{comp_op.value} needs a limit")
+        return comp_op, limit, None
+    if comp_op.limit_count == 2 and (low is None or high is None):
+        raise ValueError(f"{comp_op.value} needs a low and a high limit")
+    return comp_op, low, high
+
+
+def parse_int(text: str) -> int:
+    """A 32-bit integer from text; ValueError says why not.
+
+    WATS stores codes and indexes as 32-bit integers; a larger one would be refused by the
+    server after it had been queued.
+    """
+    stripped = text.strip()
+    if not _INT.fullmatch(stripped):
+        raise ValueError(f"{text!r} is not an integer")
+    value = int(stripped)
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"{text!r} is out of range for a 32-bit integer")
+    return value
+
+
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT = re.compile(r"[+-]?[0-9]{1,12}")
+
+
+def check_encoding(name: str) -> None:
+    """ValueError unless ``name`` is a text encoding Python knows (``utf-8``, ``cp1252``)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name!r}") from None
+    # codecs also knows bytes-to-bytes codecs (base64, zlib); they cannot decode text.
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{name!r} is not a text encoding")
+
+
+def decode_text(data: bytes, encoding: str) -> str:
+    """``data`` as text; a UTF-8 byte-order mark is dropped; ValueError names the line."""
+    check_encoding(encoding)
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"line {line}: the file is not valid {encoding} text (byte {exc.start}: "
+            f"{exc.reason}); set the converter's `encoding` argument"
+        ) from None
+    except UnicodeError as exc:
+        raise ValueError(f"the file is not valid {encoding} text: {exc}") from None

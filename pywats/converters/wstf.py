@@ -1,0 +1,702 @@
+"""The ``wstf`` converter: WATS Standard Text Format (wats-format.md 5.2).
+
+A WSTF file is tab-delimited text holding one or more UUTs, each framed by markers::
+
+    --Header-Start--
+    SerialNumber<TAB>SN-1            header: Key<TAB>Value; unknown keys become misc infos
+    ...
+    --Step-Data-Start--
+    StepType<TAB>StepName<TAB>...    optional column-header row
+    NumericLimitTest<TAB>VCC<TAB><TAB>5.02<TAB>4.9<TAB>5.1<TAB>GELE<TAB>V<TAB>Passed
+    ...
+    --Step-Data-End--
+    UUTStatus<TAB>Passed             footer: UUTStatus, ErrorCode, ErrorMessage, ExecutionTime
+    --UUT-End--
+
+Step rows have the columns StepType, StepName, MeasureName, Value, LowLimit, HighLimit,
+CompOperator, Unit, Status, ExecutionTime, ReportText, ErrorCode, ErrorMessage.
+``SequenceCall``/``EndSequenceCall`` rows open and close nested sequences. A status given
+in the Status column (or UUTStatus) is used as is; otherwise it is computed: numeric and
+string steps from their limits, sequences and the report from their children.
+
+Every error names the line (and the column) it was found on.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import attrs
+
+from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.helpers import (
+    check_encoding,
+    decode_text,
+    encode_limits,
+    new_report_id,
+    now,
+    parse_float,
+    parse_int,
+    parse_result,
+    parse_status,
+    result_of,
+    start_fields,
+    worst_status,
+)
+from pywats.errors import ConversionError, ReportValidationError
+from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
+from pywats.report.model import (
+    BooleanMeasurement,
+    MiscInfo,
+    NumericMeasurement,
+    Report,
+    SequenceCallInfo,
+    Step,
+    StringMeasurement,
+    SubUnit,
+    UUTInfo,
+)
+from pywats.report.validate import validate
+
+HEADER_START = "--Header-Start--"
+STEP_DATA_START = "--Step-Data-Start--"
+STEP_DATA_END = "--Step-Data-End--"
+UUT_END = "--UUT-End--"
+
+#: Step-row columns, in file order.
+COLUMNS = (
+    "StepType",
+    "StepName",
+    "MeasureName",
+    "Value",
+    "LowLimit",
+    "HighLimit",
+    "CompOperator",
+    "Unit",
+    "Status",
+    "ExecutionTime",
+    "ReportText",
+    "ErrorCode",
+    "ErrorMessage",
+)
+
+#: Deeper nesting than this is refused: no tester nests that deep, and the report tree is
+#: walked recursively when it is written out.
+MAX_DEPTH = 100
+
+_TRUE = frozenset({"true", "1", "pass", "passed", "p", "yes", "ok"})
+_FALSE = frozenset({"false", "0", "fail", "failed", "f", "no", "ng"})
+
+
+def _check_encoding(name: str) -> None:
+    try:
+        check_encoding(name)
+    except ValueError as exc:
+        raise ArgumentError("encoding", str(exc)) from None
+
+
+@attrs.frozen
+class WstfArguments:
+    """Arguments of the ``wstf`` converter (names as in Virinco's WSTF converter)."""
+
+    #: Process code when the header has no OperationTypeCode.
+    operationTypeCode: int = 10
+    #: Root sequence name when the header has no SoftwareName.
+    sequenceName: str = "MainSequence Callback"
+    #: Root sequence version when the header has no SoftwareVersion.
+    sequenceVersion: str = "0.0.0"
+    #: Operator (``uut.user``) when the header has no OperatorName; None leaves it out.
+    operator: str | None = None
+    #: Text encoding of the files: ``utf-8`` (a byte-order mark is skipped) or e.g. ``cp1252``.
+    encoding: str = "utf-8"
+
+    def __attrs_post_init__(self) -> None:
+        _check_encoding(self.encoding)
+        if not 0 <= self.operationTypeCode < 2**31:
+            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
+        if not 1 <= len(self.sequenceName) <= 200:
+            raise ArgumentError("sequenceName", "must be 1 to 200 characters")
+        if not 1 <= len(self.sequenceVersion) <= 30:
+            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
+        if self.operator is not None and not 1 <= len(self.operator) <= 100:
+            raise ArgumentError("operator", "must be 1 to 100 characters")
+
+
+class _ParseError(Exception):
+    """A problem at a line (and column) of the file; turned into a ConversionError."""
+
+    def __init__(self, line: int, reason: str, column: str | None = None) -> None:
+        self.line = line
+        self.column = column
+        self.reason = reason
+        where = f"line {line}" + (f", column {column}" if column else "")
+        super().__init__(f"{where}: {reason}")
+
+
+class _State(enum.Enum):
+    OUTSIDE = "outside a UUT"
+    HEADER = "in the header"
+    STEPS = "in the step data"
+    FOOTER = "in the footer"
+
+
+@attrs.define
+class _Node:
+    """A step being built; frozen into a Step when its UUT ends."""
+
+    line: int
+    id: int
+    step_type: str
+    name: str
+    status: Status | None = None
+    tot_time: float | None = None
+    report_text: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    numeric: list[NumericMeasurement] | None = None
+    boolean: list[BooleanMeasurement] | None = None
+    string: list[StringMeasurement] | None = None
+    children: list[_Node] | None = None
+    seq_call: SequenceCallInfo | None = None
+
+    def freeze(self, version: str) -> Step:
+        """The finished Step; nested sequence calls get the UUT's sequence ``version``."""
+        children = self.children
+        steps = [child.freeze(version) for child in children] if children is not None else None
+        seq_call = self.seq_call
+        if seq_call is not None and seq_call.version is None:
+            seq_call = attrs.evolve(seq_call, version=version)
+        status = self.status
+        if status is None:
+            if steps is not None:
+                status = worst_status(s.status for s in steps)
+            else:
+                status = worst_status(m.status for m in self.numeric or [] if m.status)
+        return Step(
+            id=self.id,
+            group=StepGroup.MAIN,
+            step_type=self.step_type,
+            name=self.name,
+            status=status,
+            tot_time=self.tot_time,
+            report_text=self.report_text,
+            error_code=self.error_code,
+            error_message=self.error_message,
+            seq_call=seq_call,
+            numeric_meas=self.numeric,
+            boolean_meas=self.boolean,
+            string_meas=self.string,
+            steps=steps,
+        )
+
+
+@attrs.define
+class _Uut:
+    """One UUT being read: its header values, its step tree and where it started."""
+
+    start_line: int
+    root: _Node
+    header: dict[str, str] = attrs.field(factory=dict)
+    header_lines: dict[str, int] = attrs.field(factory=dict)
+    misc: list[MiscInfo] = attrs.field(factory=list)
+    sub_units: list[SubUnit] = attrs.field(factory=list)
+    stack: list[_Node] = attrs.field(factory=list)
+    next_id: int = 2
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+# Header keys and what they become; anything else with a value is a misc info.
+_HEADER_KEYS = {
+    key.lower(): key
+    for key in (
+        "SerialNumber",
+        "PartNumber",
+        "Revision",
+        "OperationTypeCode",
+        "OperationTypeName",
+        "StationName",
+        "Location",
+        "Purpose",
+        "OperatorName",
+        "SoftwareName",
+        "SoftwareVersion",
+        "BatchSerialNumber",
+        "Comment",
+        "FixtureId",
+        "UUTStatus",
+        "ErrorCode",
+        "ErrorMessage",
+        "StartDateTime",
+        "UTCStartDateTime",
+        "ExecutionTime",
+        "TestSocketIndex",
+    )
+}
+_FOOTER_KEYS = frozenset({"UUTStatus", "ErrorCode", "ErrorMessage", "ExecutionTime"})
+
+
+class WstfConverter:
+    """Reads WATS Standard Text Format files; several UUTs in one file give several reports."""
+
+    name = "wstf"
+    version = "1.0"
+    patterns = ("*.txt",)
+    Arguments = WstfArguments
+
+    def convert(self, source: Source, context: ConversionContext) -> list[Report]:
+        """One report per UUT (``--Header-Start--`` ... ``--UUT-End--``) in the file."""
+        args = context.arguments_as(WstfArguments)
+        try:
+            text = decode_text(source.data, args.encoding)
+        except ValueError as exc:
+            raise ConversionError(self.name, str(exc)) from None
+        try:
+            uuts = _parse(text)
+        except _ParseError as exc:
+            raise ConversionError(self.name, str(exc)) from None
+        reports: list[Report] = []
+        for index, uut in enumerate(uuts, 1):
+            where = f"UUT {index} (line {uut.start_line})" if len(uuts) > 1 else ""
+            try:
+                report = _build_report(uut, args, context)
+                reports.append(validate(report))
+            except _ParseError as exc:
+                raise ConversionError(self.name, f"{where}, {exc}" if where else str(exc)) from None
+            except ReportValidationError as exc:
+                raise ConversionError(
+                    self.name, f"{where}: {exc}" if where else str(exc), path=exc.path
+                ) from exc
+        return reports
+
+
+def _parse(text: str) -> list[_Uut]:
+    uuts: list[_Uut] = []
+    state = _State.OUTSIDE
+    uut: _Uut | None = None
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r")
+        marker = line.strip()
+        if not marker:
+            continue
+        if marker == HEADER_START:
+            if state is _State.FOOTER:
+                # A new header right after a footer ends the UUT: files that leave out
+                # --UUT-End-- between UUTs are still unambiguous.
+                state = _State.OUTSIDE
+            if state is not _State.OUTSIDE:
+                assert uut is not None
+                raise _ParseError(
+                    number,
+                    f"{HEADER_START} {state.value} of the UUT that starts at line "
+                    f"{uut.start_line} (missing {STEP_DATA_END} or {UUT_END}?)",
+                )
+            root = _Node(number, 1, "SequenceCall", "", children=[])
+            uut = _Uut(start_line=number, root=root, stack=[root])
+            uuts.append(uut)
+            state = _State.HEADER
+            continue
+        if marker in (STEP_DATA_START, STEP_DATA_END, UUT_END):
+            state = _marker(number, marker, state, uut)
+            continue
+        if uut is None or state is _State.OUTSIDE:
+            raise _ParseError(number, f"expected {HEADER_START}, got {_show(line)}")
+        cells = line.split("\t")
+        if state is _State.HEADER:
+            _header_line(number, cells, uut, footer=False)
+        elif state is _State.STEPS:
+            _step_row(number, cells, uut)
+        else:
+            _header_line(number, cells, uut, footer=True)
+    if not uuts:
+        raise _ParseError(1, f"no {HEADER_START} marker: this is not a WSTF file")
+    if state in (_State.HEADER, _State.STEPS):
+        assert uut is not None
+        missing = STEP_DATA_START if state is _State.HEADER else STEP_DATA_END
+        raise _ParseError(
+            number,
+            f"the file ends {state.value} of the UUT that starts at line {uut.start_line} "
+            f"(no {missing}): is it complete?",
+        )
+    return uuts
+
+
+def _marker(number: int, marker: str, state: _State, uut: _Uut | None) -> _State:
+    expected = {
+        STEP_DATA_START: _State.HEADER,
+        STEP_DATA_END: _State.STEPS,
+        UUT_END: _State.FOOTER,
+    }[marker]
+    if state is not expected:
+        raise _ParseError(number, f"{marker} {state.value} (expected it {expected.value})")
+    if marker == STEP_DATA_START:
+        return _State.STEPS
+    if marker == STEP_DATA_END:
+        assert uut is not None
+        if len(uut.stack) > 1:
+            open_seq = uut.stack[-1]
+            raise _ParseError(
+                number,
+                f"{STEP_DATA_END} while SequenceCall {open_seq.name!r} (line {open_seq.line}) "
+                "is still open (missing EndSequenceCall)",
+            )
+        return _State.FOOTER
+    return _State.OUTSIDE
+
+
+def _show(line: str) -> str:
+    return repr(line if len(line) <= 60 else line[:57] + "...")
+
+
+def _header_line(number: int, cells: list[str], uut: _Uut, *, footer: bool) -> None:
+    if len(cells) < 2:
+        raise _ParseError(number, f"expected Key<TAB>Value, got {_show(cells[0])}")
+    raw_key = cells[0].strip()
+    value = cells[1].strip()
+    key = _HEADER_KEYS.get(raw_key.lower())
+    if footer and key not in _FOOTER_KEYS:
+        raise _ParseError(
+            number,
+            f"{raw_key!r} is not a footer key (UUTStatus, ErrorCode, ErrorMessage, ExecutionTime)",
+        )
+    if raw_key.lower() == "subunit":
+        _sub_unit(number, cells, uut)
+        return
+    if not raw_key:
+        raise _ParseError(number, "header line with an empty key")
+    if not value:
+        return  # an empty value means "not given": the default applies
+    if key is None:
+        uut.misc.append(MiscInfo(description=raw_key, text=value))
+        return
+    uut.header[key] = value
+    uut.header_lines[key] = number
+
+
+def _sub_unit(number: int, cells: list[str], uut: _Uut) -> None:
+    values = [c.strip() for c in cells[1:5]]
+    if len(values) < 3:
+        raise _ParseError(
+            number,
+            "a Subunit line is Subunit<TAB>PartType<TAB>PartNumber<TAB>SerialNumber[<TAB>Revision]",
+        )
+    part_type, pn, sn = values[:3]
+    rev = values[3] if len(values) > 3 and values[3] else None
+    uut.sub_units.append(SubUnit(part_type=part_type, pn=pn, sn=sn, rev=rev))
+
+
+def _cell(cells: list[str], column: str) -> str:
+    index = COLUMNS.index(column)
+    return cells[index].strip() if index < len(cells) else ""
+
+
+def _number(number: int, cells: list[str], column: str) -> float | None:
+    text = _cell(cells, column)
+    if not text:
+        return None
+    try:
+        return parse_float(text)
+    except ValueError as exc:
+        raise _ParseError(number, str(exc), column) from None
+
+
+def _integer(number: int, cells: list[str], column: str) -> int | None:
+    text = _cell(cells, column)
+    if not text:
+        return None
+    try:
+        return parse_int(text)
+    except ValueError as exc:
+        raise _ParseError(number, str(exc), column) from None
+
+
+def _status(number: int, cells: list[str]) -> Status | None:
+    text = _cell(cells, "Status")
+    if not text:
+        return None
+    try:
+        return parse_status(text)
+    except ValueError as exc:
+        raise _ParseError(number, str(exc), "Status") from None
+
+
+def _comp_op(number: int, cells: list[str]) -> CompOp | None:
+    text = _cell(cells, "CompOperator")
+    if not text:
+        return None
+    try:
+        return CompOp(text.upper())
+    except ValueError:
+        ops = ", ".join(op.value for op in CompOp)
+        raise _ParseError(
+            number, f"{text!r} is not a comparison operator ({ops})", "CompOperator"
+        ) from None
+
+
+_STEP_TYPES = {
+    t.lower(): t
+    for t in (
+        "SequenceCall",
+        "EndSequenceCall",
+        "NumericLimitTest",
+        "MultipleNumericLimitTest",
+        "PassFailTest",
+        "StringValueTest",
+        "ActionStep",
+        "Action",
+        "Chart",
+        "Series",
+    )
+}
+
+
+def _step_row(number: int, cells: list[str], uut: _Uut) -> None:
+    raw_type = _cell(cells, "StepType")
+    if raw_type == "StepType":
+        return  # the optional column-header row
+    step_type = _STEP_TYPES.get(raw_type.lower())
+    if step_type is None:
+        known = ", ".join(t for t in _STEP_TYPES.values() if t != "Action")
+        raise _ParseError(number, f"unknown StepType {raw_type!r} ({known})", "StepType")
+    if step_type in ("Chart", "Series"):
+        return  # charts are not converted (yet); their rows carry no verdict
+    parent = uut.stack[-1]
+    assert parent.children is not None
+    if step_type == "EndSequenceCall":
+        if len(uut.stack) == 1:
+            raise _ParseError(number, "EndSequenceCall without an open SequenceCall", "StepType")
+        _common(number, cells, parent, overwrite=False)
+        uut.stack.pop()
+        return
+    name = _cell(cells, "StepName")
+    if step_type == "MultipleNumericLimitTest":
+        _multi_numeric_row(number, cells, uut, parent, name)
+        return
+    if not name:
+        raise _ParseError(number, f"a {step_type} row needs a StepName", "StepName")
+    node = _Node(number, uut.new_id(), step_type, name)
+    _common(number, cells, node, overwrite=True)
+    if step_type == "SequenceCall":
+        if len(uut.stack) > MAX_DEPTH:
+            raise _ParseError(number, f"sequences are nested deeper than {MAX_DEPTH}")
+        node.children = []
+        node.seq_call = SequenceCallInfo(path=name, name=name, version=None)
+        parent.children.append(node)
+        uut.stack.append(node)
+        return
+    if step_type == "NumericLimitTest":
+        node.step_type = "ET_NLT"
+        node.numeric = [_numeric_measurement(number, cells, None)]
+        node.status = node.status or node.numeric[0].status
+    elif step_type == "PassFailTest":
+        node.step_type = "ET_PFT"
+        node.status = node.status or _pass_fail(number, cells)
+        node.boolean = [BooleanMeasurement(status=node.status)]
+    elif step_type == "StringValueTest":
+        node.step_type = "ET_SVT"
+        node.string = [_string_measurement(number, cells, node.status)]
+        node.status = node.string[0].status
+    else:
+        node.step_type = "Action"
+        node.status = node.status or Status.PASSED
+    parent.children.append(node)
+
+
+def _common(number: int, cells: list[str], node: _Node, *, overwrite: bool) -> None:
+    """Status, ExecutionTime, ReportText, ErrorCode, ErrorMessage of a row onto ``node``."""
+    values = {
+        "status": _status(number, cells),
+        "tot_time": _number(number, cells, "ExecutionTime"),
+        "report_text": _cell(cells, "ReportText") or None,
+        "error_code": _integer(number, cells, "ErrorCode"),
+        "error_message": _cell(cells, "ErrorMessage") or None,
+    }
+    for field, value in values.items():
+        if value is not None or overwrite:
+            setattr(node, field, value)
+
+
+def _numeric_measurement(number: int, cells: list[str], name: str | None) -> NumericMeasurement:
+    value = _number(number, cells, "Value")
+    low = _number(number, cells, "LowLimit")
+    high = _number(number, cells, "HighLimit")
+    given = _comp_op(number, cells)
+    status = _status(number, cells)
+    try:
+        comp_op, low, high = encode_limits(given, low, high)
+    except ValueError as exc:
+        raise _ParseError(number, str(exc), "CompOperator") from None
+    if value is None and status is None:
+        raise _ParseError(number, "a numeric test needs a Value (or a Status)", "Value")
+    if status is None:
+        assert value is not None
+        status = Status.PASSED if comp_op.evaluate(value, low, high) else Status.FAILED
+    return NumericMeasurement(
+        name=name,
+        comp_op=comp_op,
+        value=value,
+        low_limit=low,
+        high_limit=high,
+        unit=_cell(cells, "Unit") or None,
+        status=status,
+    )
+
+
+def _multi_numeric_row(number: int, cells: list[str], uut: _Uut, parent: _Node, name: str) -> None:
+    measure = _cell(cells, "MeasureName")
+    if not measure:
+        raise _ParseError(
+            number, "a MultipleNumericLimitTest row needs a MeasureName", "MeasureName"
+        )
+    assert parent.children is not None
+    last = parent.children[-1] if parent.children else None
+    continues = (
+        last is not None
+        and last.step_type == "ET_MNLT"
+        and (not name or name == last.name)
+        and last.numeric is not None
+        and all(m.name != measure for m in last.numeric)
+    )
+    if not continues:
+        if not name:
+            raise _ParseError(
+                number,
+                "a MultipleNumericLimitTest row needs a StepName (or must follow a row of "
+                "the same step)",
+                "StepName",
+            )
+        last = _Node(number, uut.new_id(), "ET_MNLT", name, numeric=[])
+        parent.children.append(last)
+        _common(number, cells, last, overwrite=True)
+        last.status = None  # the Status column is the measurement's; the step's is rolled up
+    else:
+        assert last is not None
+        tot_time = _number(number, cells, "ExecutionTime")
+        if tot_time is not None:
+            last.tot_time = (last.tot_time or 0.0) + tot_time
+    assert last is not None
+    assert last.numeric is not None
+    last.numeric.append(_numeric_measurement(number, cells, measure))
+
+
+def _pass_fail(number: int, cells: list[str]) -> Status:
+    text = _cell(cells, "Value")
+    if text.lower() in _TRUE:
+        return Status.PASSED
+    if text.lower() in _FALSE:
+        return Status.FAILED
+    if not text:
+        raise _ParseError(number, "a PassFailTest needs a Value (True/False) or a Status", "Value")
+    raise _ParseError(number, f"{text!r} is not True/False (or Pass/Fail, 1/0)", "Value")
+
+
+def _string_measurement(number: int, cells: list[str], status: Status | None) -> StringMeasurement:
+    value = _cell(cells, "Value")
+    limit = _cell(cells, "LowLimit") or None
+    comp_op = _comp_op(number, cells)
+    if comp_op is None:
+        comp_op = CompOp.CASESENSIT if limit is not None else CompOp.LOG
+    if not comp_op.is_string:
+        raise _ParseError(
+            number,
+            f"{comp_op.value} does not compare strings (LOG, EQ, NE, CASESENSIT, IGNORECASE)",
+            "CompOperator",
+        )
+    if status is None:
+        if limit is None and comp_op is not CompOp.LOG:
+            raise _ParseError(
+                number, f"{comp_op.value} needs the expected string in LowLimit", "LowLimit"
+            )
+        status = Status.PASSED if comp_op.evaluate_string(value, limit) else Status.FAILED
+    return StringMeasurement(comp_op=comp_op, value=value, limit=limit, status=status)
+
+
+def _parsed(uut: _Uut, key: str, parse: type[int] | type[float]) -> int | float | None:
+    text = uut.header.get(key)
+    if text is None:
+        return None
+    try:
+        return parse_int(text) if parse is int else parse_float(text)
+    except ValueError as exc:
+        raise _ParseError(uut.header_lines[key], f"{key}: {exc}") from None
+
+
+def _start(uut: _Uut) -> tuple[str, str]:
+    """``start`` and ``startUTC`` from the header (now when it has neither key)."""
+    for key, naive_zone in (("StartDateTime", None), ("UTCStartDateTime", UTC)):
+        text = uut.header.get(key)
+        if text is None:
+            continue
+        line = uut.header_lines[key]
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _ParseError(line, f"{key}: {text!r} is not an ISO 8601 date-time") from None
+        try:
+            if parsed.tzinfo is None:
+                # StartDateTime is the station's local time, UTCStartDateTime is UTC.
+                parsed = parsed.replace(tzinfo=naive_zone) if naive_zone else parsed.astimezone()
+            return start_fields(parsed)
+        except (OverflowError, ValueError, OSError):
+            raise _ParseError(line, f"{key}: {text!r} is out of range") from None
+    return start_fields(now())
+
+
+def _build_report(uut: _Uut, args: WstfArguments, context: ConversionContext) -> Report:
+    h = uut.header
+    missing = [k for k in ("SerialNumber", "PartNumber", "Revision") if k not in h]
+    if missing:
+        raise _ParseError(
+            uut.start_line, f"the header has no {', '.join(missing)} (each is required)"
+        )
+    code = _parsed(uut, "OperationTypeCode", int)
+    exec_time = _parsed(uut, "ExecutionTime", float)
+    socket = _parsed(uut, "TestSocketIndex", int)
+    error_code = _parsed(uut, "ErrorCode", int)
+    uut_status = h.get("UUTStatus")
+    result: Result | None = None
+    if uut_status is not None:
+        try:
+            result = parse_result(uut_status)
+        except ValueError as exc:
+            raise _ParseError(uut.header_lines["UUTStatus"], f"UUTStatus: {exc}") from None
+    sequence = h.get("SoftwareName", args.sequenceName)
+    version = h.get("SoftwareVersion", args.sequenceVersion)
+    uut.root.name = sequence
+    uut.root.seq_call = SequenceCallInfo(path=sequence, name=sequence, version=version)
+    root = uut.root.freeze(version)
+    if result is None:
+        result = result_of(root.status)
+    start, start_utc = _start(uut)
+    station = context.station
+    return Report(
+        type=ReportType.UUT,
+        id=new_report_id(),
+        pn=h["PartNumber"],
+        sn=h["SerialNumber"],
+        rev=h["Revision"],
+        process_code=int(code) if code is not None else args.operationTypeCode,
+        process_name=h.get("OperationTypeName"),
+        result=result,
+        machine_name=h.get("StationName", station.machine_name),
+        location=h.get("Location", station.location),
+        purpose=h.get("Purpose", station.purpose),
+        start=start,
+        start_utc=start_utc,
+        uut=UUTInfo(
+            user=h.get("OperatorName", args.operator),
+            comment=h.get("Comment"),
+            exec_time=exec_time,
+            fixture_id=h.get("FixtureId"),
+            test_socket_index=int(socket) if socket is not None else None,
+            error_code=int(error_code) if error_code is not None else None,
+            error_message=h.get("ErrorMessage"),
+            batch_sn=h.get("BatchSerialNumber"),
+        ),
+        misc_infos=uut.misc or None,
+        sub_units=uut.sub_units or None,
+        root=root,
+    )

@@ -1,0 +1,1 @@
+"""Tests of the converter plugin system and the built-in converters."""
