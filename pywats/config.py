@@ -1,0 +1,594 @@
+"""The instance configuration: one TOML file, loaded once into frozen attrs classes.
+
+The file's shape is the classes below (``docs/configuration.md`` documents every key).
+:func:`load` reads and checks a file; every error names its key path
+(``converters[1].post_action``) and the file, and :func:`check` collects all of them at
+once for ``pywats config check``. Unknown keys are errors: a typo must not silently fall
+back to a default on a production station.
+
+Durations and sizes carry their unit in the key name (``retry_max_s``, ``max_file_bytes``).
+Relative paths are taken relative to the directory of the config file, so a config file
+and its folders can be moved together.
+
+The server token is never kept in a printable field: :class:`ServerConfig` holds it with
+``repr=False`` and :func:`resolve_token` reads it from (in order) ``server.token``,
+``server.token_file``, the systemd credential ``$CREDENTIALS_DIRECTORY/token`` and
+``$PYWATS_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+import cattrs
+import cattrs.gen
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+)
+
+from pywats import paths
+from pywats.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pywats.converters.registry import LoadedConverter
+
+MiB = 1024 * 1024
+
+
+class PostAction(enum.StrEnum):
+    """What happens to a source file once its reports are committed to the queue."""
+
+    MOVE = "move"
+    """Move it to ``done_dir`` (a name clash gets a numbered suffix)."""
+    DELETE = "delete"
+    """Delete it."""
+    ARCHIVE = "archive"
+    """Move it to ``done_dir/YYYY-MM-DD/``."""
+    KEEP = "keep"
+    """Leave it where it is; its content hash keeps it from being queued again."""
+
+
+def _positive(value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+
+
+def _non_negative(value: float) -> None:
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+
+
+def _text(value: str) -> None:
+    if not 1 <= len(value) <= 100:
+        raise ValueError(f"must be 1 to 100 characters, got {len(value)}")
+
+
+def _between(low: int, high: int) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+
+    return check
+
+
+CHECK = "pywats.config.check"
+"""Field metadata key: a function that raises ValueError when a value is out of range.
+Checked while structuring, so the error carries the key path (attrs validators would
+only name the table)."""
+
+
+def _field(default: Any = attrs.NOTHING, *, check: Callable[[Any], None], **kw: Any) -> Any:
+    return attrs.field(default=default, metadata={CHECK: check}, **kw)
+
+
+def _default_station_name() -> str:
+    return socket.gethostname()[:100] or "pywats-station"
+
+
+@attrs.frozen
+class StationConfig:
+    """``[station]``: header defaults for reports whose source does not carry them."""
+
+    name: str = _field(attrs.Factory(_default_station_name), check=_text)
+    location: str = _field("unknown", check=_text)
+    purpose: str = _field("Production", check=_text)
+
+
+def _check_url(value: str | None) -> None:
+    if value is None:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: a server URL takes no query or fragment")
+
+
+@attrs.frozen
+class ServerConfig:
+    """``[server]``: where reports go. No ``url`` is valid: reports are queued only."""
+
+    url: str | None = _field(None, check=_check_url)
+    token: str | None = attrs.field(default=None, repr=False)
+    token_file: Path | None = None
+    connect_timeout_s: float = _field(10.0, check=_positive)
+    read_timeout_s: float = _field(60.0, check=_positive)
+    write_timeout_s: float = _field(60.0, check=_positive)
+    pool_timeout_s: float = _field(10.0, check=_positive)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    proxy: str | None = None
+
+
+@attrs.frozen
+class UploadConfig:
+    """``[upload]``: upload workers and the retry schedule."""
+
+    workers: int = _field(5, check=_between(1, 64))
+    retry_base_s: float = _field(1.0, check=_positive)
+    retry_max_s: float = _field(300.0, check=_positive)
+    shutdown_deadline_s: float = _field(10.0, check=_non_negative)
+
+
+@attrs.frozen
+class ConvertConfig:
+    """``[convert]``: converter workers shared by every watch folder."""
+
+    workers: int = _field(4, check=_between(1, 64))
+
+
+@attrs.frozen
+class QueueConfig:
+    """``[queue]``: the local queue database."""
+
+    path: Path | None = None
+    retention_days: float = _field(7.0, check=_non_negative)
+
+
+@attrs.frozen
+class RpcConfig:
+    """``[rpc]``: who may use the control socket besides the service's own user and root."""
+
+    allowed_group: str | None = None
+
+
+class LogLevel(enum.StrEnum):
+    """``[log] level``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@attrs.frozen
+class LogConfig:
+    """``[log]``."""
+
+    level: LogLevel = LogLevel.INFO
+
+
+def _patterns(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+@attrs.frozen
+class ConverterConfig:
+    """One ``[[converters]]`` entry: a converter and the folder it watches."""
+
+    watch: Path
+    name: str | None = None
+    module: str | None = None
+    patterns: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
+    recursive: bool = False
+    post_action: PostAction = PostAction.MOVE
+    done_dir: Path | None = None
+    error_dir: Path | None = None
+    settle_s: float = _field(2.0, check=_non_negative)
+    rescan_s: float = _field(30.0, check=_positive)
+    use_inotify: bool = True
+    max_file_bytes: int = _field(50 * MiB, check=_positive)
+    enabled: bool = True
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def spec(self) -> str:
+        """What :func:`pywats.converters.load_converter` is given: name or module."""
+        return self.module or self.name or ""
+
+    @property
+    def label(self) -> str:
+        """A short name for logs and status: the name, else the module's class."""
+        return self.name or (self.module or "").rpartition(":")[2]
+
+
+@attrs.frozen
+class Config:
+    """A whole instance configuration."""
+
+    station: StationConfig = attrs.Factory(StationConfig)
+    server: ServerConfig = attrs.Factory(ServerConfig)
+    upload: UploadConfig = attrs.Factory(UploadConfig)
+    convert: ConvertConfig = attrs.Factory(ConvertConfig)
+    queue: QueueConfig = attrs.Factory(QueueConfig)
+    rpc: RpcConfig = attrs.Factory(RpcConfig)
+    log: LogConfig = attrs.Factory(LogConfig)
+    converters: tuple[ConverterConfig, ...] = ()
+    source: Path | None = attrs.field(default=None, eq=False)
+    """The file this was loaded from (``None`` for the built-in defaults)."""
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+
+
+def _noted(exc: Exception, name: str, ftype: Any) -> Exception:
+    # The note is what cattrs.transform_error turns into the ``.name`` of the key path.
+    exc.__notes__ = [AttributeValidationNote(f"Checking {name}", name, ftype)]
+    return exc
+
+
+def _toml_type(value: object) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    if isinstance(value, list):
+        return "an array"
+    return names.get(type(value), type(value).__name__)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+
+    def path_hook(value: object, _: type) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a path (a non-empty string), got {value!r}")
+        return Path(os.path.expanduser(value))
+
+    def str_hook(value: object, _: type) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {_toml_type(value)} {value!r}")
+        return value
+
+    def int_hook(value: object, _: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {_toml_type(value)} {value!r}")
+        return value
+
+    def float_hook(value: object, _: type) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {_toml_type(value)} {value!r}")
+        return float(value)
+
+    def bool_hook(value: object, _: type) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+
+    def table_hook(value: object, _: type) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a table, got {_toml_type(value)}")
+        return dict(value)
+
+    def enum_hook(value: object, cls: type[enum.StrEnum]) -> enum.StrEnum:
+        allowed = ", ".join(repr(m.value) for m in cls)
+        if not isinstance(value, str):
+            raise TypeError(f"expected one of {allowed}, got {_toml_type(value)} {value!r}")
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not one of {allowed}") from None
+
+    def table_first(cls: type) -> Any:
+        # The generated hook would fail on a non-table with an AttributeError; say what
+        # the user wrote instead.
+        inner: Callable[[Any, Any], Any] = cattrs.gen.make_dict_structure_fn(cls, conv)
+        fields = attrs.fields(cls)
+        known = {f.name for f in fields}
+        checks = [(f.name, f.type, f.metadata[CHECK]) for f in fields if CHECK in f.metadata]
+
+        def structure(value: object, _: type) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a table, got {_toml_type(value)}")
+            errors: list[Exception] = []
+            # Unknown keys are reported with, not instead of, the other errors of the table.
+            extra = set(value) - known
+            for key in sorted(extra):
+                errors.append(_noted(ValueError(_unknown_key(key, known)), key, Any))
+            if extra:
+                value = {k: v for k, v in value.items() if k in known}
+            try:
+                obj = inner(value, cls)
+            except ClassValidationError as exc:
+                raise ClassValidationError(exc.message, [*errors, *exc.exceptions], cls) from None
+            for name, ftype, check in checks:
+                try:
+                    check(getattr(obj, name))
+                except ValueError as exc:
+                    errors.append(_noted(exc, name, ftype))
+            if errors:
+                raise ClassValidationError(f"While checking {cls.__name__}", errors, cls)
+            return obj
+
+        return structure
+
+    conv.register_structure_hook_factory(attrs.has, table_first)
+
+    def converters_hook(value: object, _: type) -> tuple[ConverterConfig, ...]:
+        if not isinstance(value, list):
+            raise TypeError(
+                f"expected an array of tables ([[converters]]), got {_toml_type(value)}"
+            )
+        return tuple(conv.structure(value, list[ConverterConfig]))
+
+    conv.register_structure_hook_func(lambda t: t == tuple[ConverterConfig, ...], converters_hook)
+    conv.register_structure_hook(Path, path_hook)
+    conv.register_structure_hook(str, str_hook)
+    conv.register_structure_hook(int, int_hook)
+    conv.register_structure_hook(float, float_hook)
+    conv.register_structure_hook(bool, bool_hook)
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], table_hook)
+    conv.register_structure_hook(PostAction, enum_hook)
+    conv.register_structure_hook(LogLevel, enum_hook)
+    return conv
+
+
+_converter = _make_converter()
+
+
+def _key_path(cattrs_path: str) -> str:
+    # cattrs paths look like ``$.converters[1].post_action``; we show ``converters[1].post_action``.
+    return cattrs_path.removeprefix("$").removeprefix(".")
+
+
+def _format(exc: BaseException, _: type | None) -> str:
+    if isinstance(exc, KeyError):
+        return "required key is missing"
+    if isinstance(exc, ValueError | TypeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"  # pragma: no cover - a bug in a hook, still shown
+
+
+def _errors_of(exc: Exception) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=_format):
+        message, _, where = line.rpartition(" @ ")
+        out.append((_key_path(where), message))
+    return out
+
+
+def _check_semantics(config: Config) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    server = config.server
+    if server.token is not None and server.token_file is not None:
+        out.append(("server.token", "give either token or token_file, not both"))
+    if server.token is not None and not server.token.strip():
+        out.append(("server.token", "must not be empty"))
+    if config.upload.retry_base_s > config.upload.retry_max_s:
+        out.append(("upload.retry_base_s", "must not be greater than upload.retry_max_s"))
+    for index, entry in enumerate(config.converters):
+        key = f"converters[{index}]"
+        if (entry.name is None) == (entry.module is None):
+            out.append((key, "give exactly one of name (built-in or entry point) or module"))
+        if entry.module is not None and ":" not in entry.module:
+            out.append((f"{key}.module", f"{entry.module!r} is not 'package.module:Class'"))
+        if entry.patterns is not None and not entry.patterns:
+            out.append((f"{key}.patterns", "must list at least one pattern"))
+        if (
+            entry.post_action in (PostAction.MOVE, PostAction.ARCHIVE)
+            and entry.done_dir == entry.watch
+        ):
+            out.append((f"{key}.done_dir", "must not be the watch folder itself"))
+        if entry.error_dir == entry.watch:
+            out.append((f"{key}.error_dir", "must not be the watch folder itself"))
+    return out
+
+
+def _relative_to(base: Path | None, value: Path | None) -> Path | None:
+    if value is None or base is None or value.is_absolute():
+        return value
+    return base / value
+
+
+def _anchor(config: Config) -> Config:
+    """Resolve relative paths against the config file's directory."""
+    base = config.source.parent if config.source is not None else None
+    server = attrs.evolve(
+        config.server,
+        token_file=_relative_to(base, config.server.token_file),
+        ca_file=_relative_to(base, config.server.ca_file),
+    )
+    queue = attrs.evolve(config.queue, path=_relative_to(base, config.queue.path))
+    converters = tuple(
+        attrs.evolve(
+            c,
+            watch=_relative_to(base, c.watch) or c.watch,
+            done_dir=_relative_to(base, c.done_dir),
+            error_dir=_relative_to(base, c.error_dir),
+        )
+        for c in config.converters
+    )
+    return attrs.evolve(config, server=server, queue=queue, converters=converters)
+
+
+def parse(document: Mapping[str, Any], *, source: Path | None = None) -> Config:
+    """Build a :class:`Config` from a decoded TOML document.
+
+    Raises:
+        ConfigCheckError: one or more keys are wrong; ``errors`` lists every one.
+    """
+    where = str(source) if source is not None else ""
+    try:
+        config = _converter.structure(dict(document), Config)
+    except (ClassValidationError, IterableValidationError) as exc:
+        raise ConfigCheckError(
+            [ConfigError(key, reason, file=where) for key, reason in _errors_of(exc)]
+        ) from exc
+    config = _anchor(attrs.evolve(config, source=source))
+    problems = _check_semantics(config)
+    if problems:
+        raise ConfigCheckError([ConfigError(key, reason, file=where) for key, reason in problems])
+    return config
+
+
+class ConfigCheckError(ConfigError):
+    """Several configuration errors at once; ``errors`` holds each :class:`ConfigError`."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = tuple(errors)
+        first = self.errors[0]
+        super().__init__(first.key, first.reason, file=first.file)
+        more = len(self.errors) - 1
+        if more:
+            self.args = (f"{self.args[0]} (and {more} more)",)
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and check the TOML file at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read or is not TOML (names the file and line);
+            ConfigCheckError (a ConfigError) for wrong keys, naming each key path.
+    """
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", "no such file", file=str(file)) from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read: {exc.strerror or exc}", file=str(file)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"not UTF-8 text ({exc.reason})", file=str(file)) from exc
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}", file=str(file)) from exc
+    return parse(document, source=file.absolute())
+
+
+def find(instance: str) -> Path:
+    """The config file of ``instance``: where systemd says, else /etc, else the user's.
+
+    ``$CONFIGURATION_DIRECTORY/<instance>.toml`` under systemd; else
+    ``/etc/pywats/<instance>.toml`` if it exists; else
+    ``$XDG_CONFIG_HOME/pywats/<instance>.toml`` (``~/.config/pywats/...``). The file need not
+    exist: with no file the built-in defaults apply.
+    """
+    paths.validate_instance(instance)
+    systemd = os.environ.get("CONFIGURATION_DIRECTORY", "")
+    if systemd:
+        return Path(systemd.split(":", 1)[0]) / f"{instance}.toml"
+    etc = Path("/etc/pywats") / f"{instance}.toml"
+    if etc.exists():
+        return etc
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "pywats" / f"{instance}.toml"
+
+
+def default_inbox(instance: str) -> Path:
+    """The drop folder the built-in default configuration watches."""
+    return paths.state_dir(instance) / "inbox"
+
+
+def defaults(instance: str) -> Config:
+    """The configuration used when an instance has no config file.
+
+    It watches one drop folder, ``<state dir>/inbox``, with the wsjf (``*.json``), wsxf
+    (``*.xml``) and wstf (``*.txt``) converters, queues what it converts and, with no
+    server set, uploads nothing until one is configured.
+    """
+    inbox = default_inbox(instance)
+    return Config(
+        converters=tuple(
+            ConverterConfig(watch=inbox, name=name) for name in ("wsjf", "wsxf", "wstf")
+        )
+    )
+
+
+def load_instance(instance: str, path: str | os.PathLike[str] | None = None) -> Config:
+    """The config of ``instance``: ``path`` if given (it must exist), else :func:`find`'s
+    file if it exists, else :func:`defaults`."""
+    if path is not None:
+        return load(path)
+    found = find(instance)
+    if not found.exists():
+        return defaults(instance)
+    return load(found)
+
+
+def resolve_token(server: ServerConfig, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """The server token, from the first source that has one.
+
+    ``server.token``, then ``server.token_file``, then ``$CREDENTIALS_DIRECTORY/token``
+    (systemd ``LoadCredential=token:...``), then ``$PYWATS_TOKEN``. Surrounding whitespace
+    (a trailing newline in a file) is dropped.
+
+    Raises:
+        ConfigError: ``token_file`` cannot be read or is empty (the message never holds
+            the token).
+    """
+    env = os.environ if environ is None else environ
+    if server.token is not None:
+        return server.token.strip()
+    if server.token_file is not None:
+        return _read_token(server.token_file, "server.token_file")
+    credentials = env.get("CREDENTIALS_DIRECTORY", "")
+    if credentials:
+        candidate = Path(credentials) / "token"
+        if candidate.exists():
+            return _read_token(candidate, "CREDENTIALS_DIRECTORY/token")
+    value = env.get("PYWATS_TOKEN", "").strip()
+    return value or None
+
+
+def _read_token(path: Path, key: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(key, f"cannot read {path}: {reason}") from exc
+    if not value:
+        raise ConfigError(key, f"{path} is empty")
+    return value
+
+
+def load_converters(config: Config) -> list[tuple[ConverterConfig, LoadedConverter]]:
+    """Load every enabled converter of ``config`` and check its ``arguments``.
+
+    Raises:
+        ConfigCheckError: naming ``converters[i]`` (unknown converter, bad module) or
+            ``converters[i].arguments.<key>`` for each entry that is wrong.
+    """
+    from pywats.converters.registry import discover, load_converter
+
+    available = discover()
+    loaded: list[tuple[ConverterConfig, LoadedConverter]] = []
+    errors: list[ConfigError] = []
+    where = str(config.source) if config.source is not None else ""
+    for index, entry in enumerate(config.converters):
+        if not entry.enabled:
+            continue
+        try:
+            converter = load_converter(
+                entry.spec, entry.arguments, key=f"converters[{index}]", available=available
+            )
+        except ConfigCheckError as exc:
+            errors.extend(exc.errors)
+        except ConfigError as exc:
+            errors.append(ConfigError(exc.key, exc.reason, file=where))
+        else:
+            loaded.append((entry, converter))
+    if errors:
+        raise ConfigCheckError(errors)
+    return loaded
