@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -145,18 +146,27 @@ def _make_enum_hook(cls: type[enum.Enum]) -> Callable[[object, type], enum.Enum]
     return structure
 
 
+_RESOLVE_LOCK = threading.RLock()
+"""Guards the lazy, first-use resolution of hooks (reentrant: resolving Step's plan
+resolves list[Step], which may resolve Step again)."""
+
+
 def _make_list_hook(
     converter: cattrs.Converter, list_type: Any
 ) -> Callable[[object, type], list[Any]]:
     (item_type,) = get_args(list_type) or (Any,)
     # Resolved on first use: Step holds list[Step], so eager resolution would recurse.
+    # Published whole, once: converters run in several threads at once, and a reader must
+    # never see a half-built list.
     handlers: list[Callable[[object, Any], Any]] = []
 
     def structure(value: object, _: type) -> list[Any]:
         if not isinstance(value, list):
             raise _WireValueError(f"expected an array, got {_json_type(value)}")
         if not handlers:
-            handlers.append(converter.get_structure_hook(item_type))
+            with _RESOLVE_LOCK:
+                if not handlers:
+                    handlers.append(converter.get_structure_hook(item_type))
         handler = handlers[0]
         out: list[Any] = []
         errors: list[Exception] = []
@@ -189,10 +199,22 @@ def _make_class_hooks(
     wires = [(f, wire_name(f), _strip_none(f.type)) for f in fields]
 
     def resolve() -> None:
-        plan.extend(
-            (f.name, wire, ftype, f.default is attrs.NOTHING, converter.get_structure_hook(ftype))
-            for f, wire, ftype in wires
-        )
+        # Built aside and published in one step under the lock: converter threads run
+        # these hooks concurrently, and a partly built plan would silently drop fields.
+        with _RESOLVE_LOCK:
+            if plan:
+                return
+            built = [
+                (
+                    f.name,
+                    wire,
+                    ftype,
+                    f.default is attrs.NOTHING,
+                    converter.get_structure_hook(ftype),
+                )
+                for f, wire, ftype in wires
+            ]
+            plan[:] = built
 
     known = {wire for _, wire, _ in wires}
 
@@ -239,9 +261,13 @@ def _make_class_hooks(
 
     def unstructure(obj: WireObject) -> dict[str, JSON]:
         if not unstructure_plan:
-            unstructure_plan.extend(
-                (f.name, wire, converter.get_unstructure_hook(ftype)) for f, wire, ftype in wires
-            )
+            with _RESOLVE_LOCK:
+                if not unstructure_plan:
+                    built = [
+                        (f.name, wire, converter.get_unstructure_hook(ftype))
+                        for f, wire, ftype in wires
+                    ]
+                    unstructure_plan[:] = built
         out: dict[str, JSON] = {}
         nulls = obj.nulls
         for name, wire, hook in unstructure_plan:

@@ -226,3 +226,39 @@ def test_an_integer_too_long_to_convert_is_malformed_input() -> None:
     text = '{"processCode": ' + "9" * 5000 + "}"
     with pytest.raises(MalformedInputError, match="not valid JSON"):
         wsjf.loads(text)
+
+
+_FIRST_USE_IN_THREADS = """
+import json, sys, threading
+from tests.report.minimal import uut
+from pywats.report import wsjf
+data = json.dumps(uut()).encode()
+barrier = threading.Barrier(8)
+out = []
+def work():
+    barrier.wait()
+    out.append(wsjf.dumps(wsjf.loads(data)))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(set(out)), len(out))
+"""
+
+
+def test_first_use_from_several_threads_at_once_gives_whole_reports() -> None:
+    # Converter threads are the first users of the lazily built hooks after a (re)start;
+    # a half-built plan once dropped every field after `rev` from uploaded reports.
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent.parent
+    for _ in range(5):
+        result = subprocess.run(
+            [sys.executable, "-c", _FIRST_USE_IN_THREADS],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=60,
+            check=True,
+        )
+        assert result.stdout.split() == ["1", "8"], result.stdout
