@@ -1,0 +1,181 @@
+"""The pipeline's file handling (:mod:`pywats.postaction`) on real files, without the pipeline.
+
+Rules: real files under ``tmp_path`` (and ``/dev/shm`` for moves across file systems); the
+assertions are about what ends up where, byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pywats.postaction import (
+    SourceChanged,
+    TooBig,
+    delete_file,
+    ensure_dir,
+    file_sig,
+    move_file,
+    numbered,
+    read_source,
+    reject_file,
+)
+
+
+@pytest.fixture
+def other_fs() -> Iterator[Path]:
+    """A folder on another file system than tmp_path (tmpfs), or skip."""
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="pywats-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "expected"),
+    [
+        ("a.json", 0, "a.json"),
+        ("a.json", 1, "a.1.json"),
+        ("a.tar.gz", 2, "a.tar.2.gz"),
+        ("README", 3, "README.3"),
+        ("r.", 1, "r.1."),
+    ],
+)
+def test_numbered_names(name: str, n: int, expected: str) -> None:
+    assert numbered(name, n) == expected
+
+
+def test_read_source(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_bytes(b"12345")
+    got = read_source(path, 5)
+    assert got is not None
+    assert (got.data, got.size) == (b"12345", 5)
+    assert got.sha256 == "5994471abb01112afcc18159f6cc74b4f511b99806da59b3caf5a9c173cacfc5"
+    assert got.sig == file_sig(path)
+    with pytest.raises(TooBig) as info:
+        read_source(path, 4)
+    assert info.value.size == 5
+    assert read_source(tmp_path / "gone.json", 5) is None
+    (tmp_path / "dir.json").mkdir()
+    assert read_source(tmp_path / "dir.json", 5) is None
+
+
+def test_move_never_overwrites(tmp_path: Path) -> None:
+    source = tmp_path / "in" / "a.json"
+    source.parent.mkdir()
+    done = tmp_path / "done" / "sub"  # created, parents too
+    for n in range(3):
+        source.write_bytes(f"version {n}".encode())
+        assert move_file(source, done) == done / numbered("a.json", n)
+    assert listing(done) == ["a.1.json", "a.2.json", "a.json"]
+    assert (done / "a.json").read_bytes() == b"version 0"
+    assert (done / "a.2.json").read_bytes() == b"version 2"
+    assert listing(source.parent) == []
+
+
+def test_concurrent_moves_of_one_name_never_clobber(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    sources = []
+    for n in range(20):
+        folder = tmp_path / f"in{n}"
+        folder.mkdir()
+        sources.append(folder / "r.json")
+        sources[-1].write_bytes(f"{n}".encode())
+    barrier = threading.Barrier(len(sources))
+    errors: list[BaseException] = []
+
+    def move(source: Path) -> None:
+        barrier.wait()
+        try:
+            move_file(source, done)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=(s,)) for s in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    contents = sorted(int(p.read_bytes()) for p in done.iterdir())
+    assert contents == list(range(20))
+
+
+def test_a_changed_file_is_not_touched(tmp_path: Path) -> None:
+    source = tmp_path / "a.json"
+    source.write_bytes(b"one")
+    sig = file_sig(source)
+    assert sig is not None
+    source.write_bytes(b"two!")  # rewritten after it was read
+    with pytest.raises(SourceChanged):
+        move_file(source, tmp_path / "done", expect=sig)
+    with pytest.raises(SourceChanged):
+        reject_file(source, tmp_path / "error", "why", expect=sig)
+    with pytest.raises(SourceChanged):
+        delete_file(source, expect=sig)
+    assert source.read_bytes() == b"two!"
+    assert listing(tmp_path / "done") == []
+    assert listing(tmp_path / "error") == []  # no sidecar without its file
+    delete_file(source, expect=file_sig(source))
+    assert not source.exists()
+
+
+def test_reject_numbers_the_file_and_its_sidecar_alike(tmp_path: Path) -> None:
+    error = tmp_path / "error"
+    error.mkdir()
+    (error / "a.json.error.txt").write_text("an explanation whose file was taken away")
+    (error / "a.1.json").write_bytes(b"an older a.1 without explanation")
+    source = tmp_path / "a.json"
+    source.write_bytes(b"bad")
+    placed = reject_file(source, error, "reason: bad\n")
+    assert placed.path == error / "a.2.json"
+    assert placed.sidecar == error / "a.2.json.error.txt"
+    assert placed.path.read_bytes() == b"bad"
+    assert placed.sidecar.read_text() == "reason: bad\n"
+    assert (error / "a.1.json").read_bytes() == b"an older a.1 without explanation"
+    assert not source.exists()
+
+
+def test_moves_across_file_systems(tmp_path: Path, other_fs: Path) -> None:
+    if os.stat(other_fs).st_dev == tmp_path.stat().st_dev:
+        pytest.skip("/dev/shm is on the same file system as tmp_path")
+    source = tmp_path / "a.json"
+    source.write_bytes(b"payload")
+    os.utime(source, (1_600_000_000, 1_600_000_000))
+    (other_fs / "a.json").write_bytes(b"taken")
+    assert move_file(source, other_fs) == other_fs / "a.1.json"
+    assert (other_fs / "a.1.json").read_bytes() == b"payload"
+    assert (other_fs / "a.1.json").stat().st_mtime == 1_600_000_000
+    assert not source.exists()
+    source.write_bytes(b"bad payload")
+    placed = reject_file(source, other_fs / "error", "why\n")
+    assert placed.path.read_bytes() == b"bad payload"
+    assert placed.sidecar is not None
+    assert placed.sidecar.read_text() == "why\n"
+    assert not source.exists()
+    # No temporary copies are left behind.
+    assert listing(other_fs) == ["a.1.json", "a.json", "error"]
+    assert listing(other_fs / "error") == ["a.json", "a.json.error.txt"]
+
+
+def test_ensure_dir(tmp_path: Path) -> None:
+    ensure_dir(tmp_path / "a" / "b" / "c")
+    assert (tmp_path / "a" / "b" / "c").is_dir()
+    ensure_dir(tmp_path / "a" / "b" / "c")  # already there: fine
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        ensure_dir(tmp_path / "file" / "sub")
