@@ -484,16 +484,7 @@ def find(instance: str) -> Path:
     ``$XDG_CONFIG_HOME/pywats/<instance>.toml`` (``~/.config/pywats/...``). The file need not
     exist: with no file the built-in defaults apply.
     """
-    paths.validate_instance(instance)
-    systemd = os.environ.get("CONFIGURATION_DIRECTORY", "")
-    if systemd:
-        return Path(systemd.split(":", 1)[0]) / f"{instance}.toml"
-    etc = Path("/etc/pywats") / f"{instance}.toml"
-    if etc.exists():
-        return etc
-    xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "pywats" / f"{instance}.toml"
+    return paths.default_config_path(instance)
 
 
 def default_inbox(instance: str) -> Path:

@@ -11,6 +11,7 @@
     │                            names the converter, the reason and the field path
     ├── ConfigError              bad configuration; names the TOML key path
     ├── InotifyError             an inotify call failed (pywats.inotify); carries errno + path
+    ├── InstanceLockedError      another process runs this instance; carries its pid + lock path
     └── StoreError               the local queue database cannot do what was asked
         └── NotFoundError        no report with that id
 
@@ -102,3 +103,18 @@ class StoreError(PywatsError):
 
 class NotFoundError(StoreError):
     """No report with the given id is in the queue."""
+
+
+class InstanceLockedError(PywatsError):
+    """Another process holds the instance lock (:mod:`pywats.instance`).
+
+    ``pid`` is the holder's process id as it wrote it into the lock file (``None`` when
+    the file did not say), ``path`` the lock file.
+    """
+
+    def __init__(self, instance: str, pid: int | None, path: str) -> None:
+        self.instance = instance
+        self.pid = pid
+        self.path = path
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"instance {instance!r} is already running ({holder}, lock {path})")
