@@ -473,7 +473,12 @@ def _match(path: str) -> tuple[_Route, str] | None:
 
 
 def _routing_path(target: str) -> str:
-    path = unquote(target.partition("?")[0]).lower()
+    path = target.partition("?")[0]
+    if "://" in path[:8]:
+        # Absolute form ("POST http://host/api/Report/WSJF"), what a client sends to an
+        # HTTP proxy; RFC 9112 section 3.2.2 says a server must accept it too.
+        path = "/" + path.partition("://")[2].partition("/")[2]
+    path = unquote(path).lower()
     return path.rstrip("/") or "/"
 
 

@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+import pywats.store as store_module
 from pywats.errors import NotFoundError, StoreError
 from pywats.store import (
     APPLICATION_ID,
@@ -456,6 +457,43 @@ async def test_mark_failed_is_permanent_until_requeued(store: Store, clock: Fake
     assert await store.next_due_at() is None
 
 
+async def test_release_returns_claims_as_if_never_claimed(store: Store, clock: FakeClock) -> None:
+    await store.enqueue_batch([([report(n)], None) for n in range(1, 4)])
+    [first, second, third] = await store.claim(3)
+    await store.retry_later(first.id, delay_s=0, error="503 busy", status=503)
+    clock.advance(1)
+    [first] = await store.claim()
+    assert first.attempts == 2
+    await store.mark_done(third.id, status=200)
+    clock.advance(5)
+    seen = store.generation
+    # third is done and "missing" unknown: both are skipped, not errors.
+    assert await store.release([first.id, second.id, third.id, "missing"]) == 2
+    assert store.generation == seen + 1
+    got = await store.get(first.id)
+    # The attempt is not counted and the schedule and last answer are untouched.
+    assert (
+        got.state,
+        got.attempts,
+        got.next_attempt_at,
+        got.last_error,
+        got.last_status,
+        got.updated_at,
+    ) == (QueueState.PENDING, 1, T0, "503 busy", 503, T0 + 6)
+    assert (await store.get(second.id)).attempts == 0
+    assert (await store.get(third.id)).state is QueueState.DONE
+    # Due at once, oldest first again.
+    assert [c.id for c in await store.claim(5)] == [first.id, second.id]
+
+
+async def test_release_of_nothing_does_nothing(store: Store) -> None:
+    seen = store.generation
+    assert await store.release([]) == 0
+    await store.enqueue([report(1)])
+    assert await store.release([report(1).id]) == 0  # pending, not uploading
+    assert store.generation == seen + 1  # only the enqueue
+
+
 async def test_requeue_one(store: Store, clock: FakeClock) -> None:
     await store.enqueue([report(1)])
     [claim] = await store.claim()
@@ -774,3 +812,40 @@ async def test_reader_never_writes(db_path: Path) -> None:
         assert reader.stats(T0).uploading == 1  # no crash recovery in read-only mode
     after = {p.name: p.read_bytes() for p in db_path.parent.iterdir()}
     assert before[db_path.name] == after[db_path.name]
+
+
+# --- durability of upload bookkeeping --------------------------------------------------
+
+
+async def test_upload_bookkeeping_is_relaxed_but_enqueues_stay_fully_synced(
+    store: Store,
+) -> None:
+    def synchronous(conn: apsw.Connection) -> int:
+        value = conn.execute("PRAGMA synchronous").get
+        assert isinstance(value, int)
+        return value
+
+    full, normal = 2, 1
+    seen: list[int] = []
+    original = store_module._transition
+
+    def spy_transition(conn: apsw.Connection, *args: object) -> None:
+        seen.append(synchronous(conn))
+        original(conn, *args)  # type: ignore[arg-type]
+
+    await store.enqueue([report(1)], source(1))
+    await store.enqueue([report(2)], source(2))
+    assert await store._call("check", synchronous) == full
+    store_module._transition = spy_transition  # type: ignore[assignment]
+    try:
+        # The wrapper is applied at call time, so the spy sees the setting in force.
+        claims = await store.claim(2)
+        await store.mark_done(claims[0].id, status=200)
+        await store.retry_later(claims[1].id, delay_s=0, error="503", status=503)
+    finally:
+        store_module._transition = original
+    assert seen == [normal, normal]
+    # ...and every operation puts FULL back for the enqueues that follow.
+    assert await store._call("check", synchronous) == full
+    await store.enqueue([report(3)], source(3))
+    assert (await store.stats()).pending == 2
