@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: set up and run pywats (for now: convert the sample report and print its WSJF)
+## run: set up and run the service on its defaults (instance 'demo'; Ctrl-C stops it)
 run: $(STAMP)
-	$(BIN)/pywats convert tests/data/uut-wsxf-export.xml
+	$(BIN)/pywats serve --instance demo
 
 ## test: set up and run the whole test suite
 test: $(STAMP)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pywats import __version__, cli_config, cli_queue, cli_receiver
+from pywats import __version__, cli_config, cli_queue, cli_receiver, cli_serve
 from pywats.errors import ConversionError, PywatsError
 
 
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(func=_cmd_convert)
 
+    cli_serve.register(sub)
     cli_queue.register(sub)
     cli_config.register(sub)
     cli_receiver.register(sub)

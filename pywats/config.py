@@ -554,6 +554,19 @@ def _read_token(path: Path, key: str) -> str:
     return value
 
 
+def with_server_url(config: Config, url: str) -> Config:
+    """``config`` with ``server.url`` replaced (``pywats serve --server-url``).
+
+    Raises:
+        ConfigError: ``url`` is not an http(s) URL with a host (key ``--server-url``).
+    """
+    try:
+        _check_url(url)
+    except ValueError as exc:
+        raise ConfigError("--server-url", str(exc)) from exc
+    return attrs.evolve(config, server=attrs.evolve(config.server, url=url))
+
+
 def load_converters(config: Config) -> list[tuple[ConverterConfig, LoadedConverter]]:
     """Load every enabled converter of ``config`` and check its ``arguments``.
 

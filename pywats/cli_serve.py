@@ -1,0 +1,95 @@
+"""``pywats serve``: run one instance in the foreground (systemd ``Type=notify``).
+
+Exit codes: 0 after a graceful stop; 1 when it cannot start (bad config: one line per
+error with the key path; the instance already running; the queue cannot be opened);
+130 after a second SIGINT stopped it at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import trio
+
+from pywats import config as config_mod
+from pywats import logs
+from pywats.errors import ConfigError, PywatsError
+from pywats.instance import InstanceLock
+from pywats.sdnotify import Notifier, Watchdog
+from pywats.service import Service, plan
+
+log = logging.getLogger("pywats.service")
+
+
+def _fail(message: str) -> int:
+    print(f"pywats serve: {message}", file=sys.stderr)
+    return 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    instance = args.instance
+    try:
+        config = config_mod.load_instance(instance, args.config)
+        if args.server_url is not None:
+            config = config_mod.with_server_url(config, args.server_url)
+        token = config_mod.resolve_token(config.server)
+        if token:
+            logs.redact(token)
+        run_plan = plan(instance, config, token=token)
+    except config_mod.ConfigCheckError as exc:
+        for error in exc.errors:
+            print(f"pywats serve: {error}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        return _fail(str(exc))
+    logs.setup_logging(args.log_level or config.log.level.value)
+    try:
+        lock = InstanceLock(instance)
+        lock.acquire()
+    except PywatsError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot take the instance lock: {exc}")
+    try:
+        if config.source is None:
+            log.info("no config file for instance %r: running on the built-in defaults", instance)
+        else:
+            log.info("instance %r: config %s", instance, config.source)
+        notifier = Notifier.from_environ()
+        service = Service(run_plan, notifier=notifier, watchdog=Watchdog.from_environ(notifier))
+        try:
+            trio.run(service.run)
+        except PywatsError as exc:
+            log.error("%s", exc)  # noqa: TRY400 - one line, the message says it all
+            return 1
+        return 130 if service.forced else 0
+    finally:
+        lock.release()
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run an instance in the foreground (watch, convert, queue, upload)",
+        description="Run one pywats instance until SIGTERM/SIGINT. See docs/operations.md.",
+    )
+    parser.add_argument("--instance", default="default", help="instance name (default: default)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: the instance's; see docs/configuration.md)",
+    )
+    parser.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="upload to this server instead of [server] url (e.g. a local 'pywats receiver')",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=[level.value for level in config_mod.LogLevel],
+        help="override [log] level",
+    )
+    parser.set_defaults(func=_cmd_serve)
