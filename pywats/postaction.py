@@ -206,6 +206,39 @@ def _check_unchanged(path: Path, expect: FileSig | None) -> None:
         raise SourceChanged(path, gone=current is None)
 
 
+def _placed_before(source: Path, source_st: os.stat_result, target: Path) -> bool:
+    """Whether ``target`` is ``source`` already placed by an interrupted move.
+
+    True for the same inode (a hard link made by the move), or for a copy made across
+    file systems: same size, same mtime (the copy keeps it) and the same bytes. A file
+    that merely has the same name, or the same bytes written at another time, is not.
+    """
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if (st.st_dev, st.st_ino) == (source_st.st_dev, source_st.st_ino):
+        return True
+    if not stat.S_ISREG(st.st_mode) or st.st_size != source_st.st_size:
+        return False
+    if st.st_mtime_ns != source_st.st_mtime_ns:
+        return False
+    try:
+        return _same_bytes(source, target)
+    except OSError:
+        return False
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            chunk = fa.read(1024 * 1024)
+            if chunk != fb.read(1024 * 1024):
+                return False
+            if not chunk:
+                return True
+
+
 def _link_no_clobber(source: Path, target: Path) -> bool:
     """Give ``source`` the new name ``target``; True if ``source`` is now gone (renamed).
 
@@ -281,6 +314,7 @@ def _place(
 ) -> Placed:
     ensure_dir(directory)
     _check_unchanged(source, expect)
+    source_st = os.lstat(source)
     staged = source  # what gets linked: the source, or a copy on the target's file system
     renamed = False
     sidecar: Path | None = None
@@ -289,6 +323,18 @@ def _place(
         while True:
             candidate = numbered(name, n)
             target = directory / candidate
+            if staged is source and _placed_before(source, source_st, target):
+                # An earlier move of this very file was cut off (a crash or kill) after
+                # its new name was made and before the old one went: finish that move
+                # rather than keep a second copy under a numbered name.
+                side = directory / f"{candidate}{SIDECAR_SUFFIX}"
+                if sidecar_text is not None and not os.path.lexists(side):
+                    _create_exclusive(side, sidecar_text)
+                fsync_dir(directory)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(source)
+                fsync_dir(source.parent)
+                return Placed(target, side if sidecar_text is not None else None)
             if sidecar_text is not None and sidecar is None:
                 # Both names must be free. The sidecar is claimed and written (fsync-ed)
                 # first, so a file in the error folder always has its explanation beside

@@ -172,6 +172,54 @@ def test_moves_across_file_systems(tmp_path: Path, other_fs: Path) -> None:
     assert listing(other_fs / "error") == ["a.json", "a.json.error.txt"]
 
 
+def test_a_move_cut_off_by_a_crash_is_finished_not_duplicated(tmp_path: Path) -> None:
+    source = tmp_path / "a.json"
+    source.write_bytes(b"payload")
+    done = tmp_path / "done"
+    done.mkdir()
+    os.link(source, done / "a.json")  # what a kill between link and unlink leaves
+    assert move_file(source, done) == done / "a.json"
+    assert listing(done) == ["a.json"]
+    assert not source.exists()
+    # The same bytes written again later are another file: it gets its own name.
+    source.write_bytes(b"payload")
+    os.utime(source, (1_600_000_000, 1_600_000_000))
+    assert move_file(source, done) == done / "a.1.json"
+
+
+def test_a_reject_cut_off_by_a_crash_is_finished_with_its_sidecar(tmp_path: Path) -> None:
+    source = tmp_path / "a.json"
+    source.write_bytes(b"bad")
+    error = tmp_path / "error"
+    error.mkdir()
+    (error / "a.json.error.txt").write_text("first reason\n")
+    os.link(source, error / "a.json")
+    placed = reject_file(source, error, "second reason\n")
+    assert placed.path == error / "a.json"
+    assert placed.sidecar == error / "a.json.error.txt"
+    assert placed.sidecar.read_text() == "first reason\n"
+    assert listing(error) == ["a.json", "a.json.error.txt"]
+    assert not source.exists()
+
+
+def test_a_copy_across_file_systems_cut_off_by_a_crash_is_finished(
+    tmp_path: Path, other_fs: Path
+) -> None:
+    if os.stat(other_fs).st_dev == tmp_path.stat().st_dev:
+        pytest.skip("/dev/shm is on the same file system as tmp_path")
+    source = tmp_path / "a.json"
+    source.write_bytes(b"payload")
+    shutil.copy2(source, other_fs / "a.json")  # the copy kept the mtime, as the move does
+    (other_fs / "b.json").write_bytes(b"payload")  # same bytes, another time
+    os.utime(other_fs / "b.json", (1_600_000_000, 1_600_000_000))
+    assert move_file(source, other_fs) == other_fs / "a.json"
+    assert not source.exists()
+    source = tmp_path / "b.json"
+    source.write_bytes(b"payload")
+    assert move_file(source, other_fs) == other_fs / "b.1.json"
+    assert listing(other_fs) == ["a.json", "b.1.json", "b.json"]
+
+
 def test_ensure_dir(tmp_path: Path) -> None:
     ensure_dir(tmp_path / "a" / "b" / "c")
     assert (tmp_path / "a" / "b" / "c").is_dir()
