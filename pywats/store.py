@@ -28,13 +28,14 @@ period in :meth:`Store.run`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -384,6 +385,26 @@ def _prepare(conn: apsw.Connection, path: Path, busy_timeout_ms: int, now: float
     return _Opened(version_before=version, recovered=recovered)
 
 
+@contextlib.contextmanager
+def _transaction(conn: apsw.Connection) -> Iterator[None]:
+    """One write transaction, committed (or rolled back) by a statement.
+
+    Not ``with conn:``: apsw runs the commit of its context manager while holding the
+    GIL, so the commit's fsync (and any WAL checkpoint it triggers) would stop every
+    Python thread, the event loop included. A ``COMMIT`` statement releases the GIL
+    while SQLite works, like every other statement.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if not conn.in_transaction:
+            raise
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _no_checkpoint_on_close(conn: apsw.Connection) -> None:
     # Closing the last connection normally copies the WAL into the main file; a corrupt
     # database is moved aside as evidence, so leave both files exactly as they were.
@@ -396,7 +417,7 @@ def _enqueue_batch(
     now: float,
 ) -> list[EnqueueResult]:
     results: list[EnqueueResult] = []
-    with conn:
+    with _transaction(conn):
         for reports, source in items:
             if source is not None:
                 known = _source_ids(conn, source.hash)
@@ -483,7 +504,7 @@ def _relaxed(
 
 
 def _claim(conn: apsw.Connection, limit: int, now: float, max_delay_s: float) -> list[Claim]:
-    with conn:
+    with _transaction(conn):
         # No retry is ever scheduled further out than max_delay_s, so a row due later than
         # that can only mean the wall clock stepped back (NTP, a reset RTC): due now, or it
         # would wait for as long as the clock jumped.
@@ -518,7 +539,7 @@ def _transition(
 ) -> None:
     """Run ``UPDATE reports SET <assignments>`` on one row if its state is in ``allowed``."""
     placeholders = ", ".join("?" for _ in allowed)
-    with conn:
+    with _transaction(conn):
         conn.execute(
             f"UPDATE reports SET {assignments} WHERE id = ? AND state IN ({placeholders})",
             (*params, report_id, *allowed),
@@ -533,7 +554,7 @@ def _transition(
 
 
 def _release(conn: apsw.Connection, report_ids: Sequence[str], now: float) -> int:
-    with conn:
+    with _transaction(conn):
         # One statement over a JSON array, so changes() counts every row it touched.
         # next_attempt_at is left alone: the row was due when it was claimed.
         conn.execute(
@@ -547,7 +568,7 @@ def _release(conn: apsw.Connection, report_ids: Sequence[str], now: float) -> in
 
 
 def _requeue_failed(conn: apsw.Connection, now: float) -> int:
-    with conn:
+    with _transaction(conn):
         conn.execute(
             "UPDATE reports SET state = 'pending', attempts = 0, next_attempt_at = ?,"
             " updated_at = ? WHERE state = 'failed'",
@@ -558,7 +579,7 @@ def _requeue_failed(conn: apsw.Connection, now: float) -> int:
 
 
 def _delete(conn: apsw.Connection, report_id: str) -> None:
-    with conn:
+    with _transaction(conn):
         conn.execute("DELETE FROM reports WHERE id = ?", (report_id,))
         if not conn.changes():
             raise NotFoundError(f"no report with id {report_id}")
@@ -567,7 +588,7 @@ def _delete(conn: apsw.Connection, report_id: str) -> None:
 def _purge_done(conn: apsw.Connection, cutoff: float) -> int:
     # Source records are kept: a file left in place (post-action "keep") must stay known,
     # or it would be queued again once its report is purged.
-    with conn:
+    with _transaction(conn):
         conn.execute("DELETE FROM reports WHERE state = 'done' AND updated_at < ?", (cutoff,))
         count = conn.changes()
     return count
