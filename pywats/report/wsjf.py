@@ -26,7 +26,7 @@ import enum
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -193,68 +193,79 @@ def _make_class_hooks(
 ) -> tuple[Callable[[object, type], WireObject], Callable[[WireObject], dict[str, JSON]]]:
     attrs.resolve_types(cls)  # the model uses postponed annotations
     fields = [f for f in attrs.fields(cls) if not f.metadata.get(BOOKKEEPING)]
-    # (python name, wire name, type, required, hook), resolved once per class on first use
-    # (not at hook creation: Step contains Step, so eager resolution would recurse).
-    plan: list[tuple[str, str, Any, bool, Callable[[object, Any], Any]]] = []
+    # wire name -> (plan index, python name, type, required, hook), resolved once per class
+    # on first use (not at hook creation: Step contains Step, so eager resolution would
+    # recurse). The index orders errors as the fields are declared.
+    plan: list[dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any]]]] = []
     wires = [(f, wire_name(f), _strip_none(f.type)) for f in fields]
+    required_wires = [
+        (index, wire, ftype)
+        for index, (f, wire, ftype) in enumerate(wires)
+        if f.default is attrs.NOTHING
+    ]
+    last = len(wires)
 
-    def resolve() -> None:
+    def resolve() -> dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any]]]:
         # Built aside and published in one step under the lock: converter threads run
         # these hooks concurrently, and a partly built plan would silently drop fields.
         with _RESOLVE_LOCK:
-            if plan:
-                return
-            built = [
-                (
-                    f.name,
-                    wire,
-                    ftype,
-                    f.default is attrs.NOTHING,
-                    converter.get_structure_hook(ftype),
+            if not plan:
+                plan.append(
+                    {
+                        wire: (
+                            index,
+                            f.name,
+                            ftype,
+                            f.default is attrs.NOTHING,
+                            converter.get_structure_hook(ftype),
+                        )
+                        for index, (f, wire, ftype) in enumerate(wires)
+                    }
                 )
-                for f, wire, ftype in wires
-            ]
-            plan[:] = built
-
-    known = {wire for _, wire, _ in wires}
+            return plan[0]
 
     def structure(value: object, _: type) -> WireObject:
         if not isinstance(value, dict):
             raise _WireValueError(f"expected an object, got {_json_type(value)}")
-        if not plan:
-            resolve()
+        by_wire = plan[0] if plan else resolve()
         kwargs: dict[str, Any] = {}
         nulls: set[str] = set()
-        errors: list[Exception] = []
-        for name, wire, ftype, required, hook in plan:
-            if wire not in value:
-                if required:
-                    errors.append(_with_note(KeyError(wire), cls, wire, ftype))
+        extra: dict[str, JSON] = {}
+        errors: list[tuple[int, Exception]] = []
+        # Driven by the keys present: a step declares 28 fields and uses a handful.
+        for key, item in value.items():
+            entry = by_wire.get(key)
+            if entry is None:
+                try:
+                    extra[key] = _check_json(item)
+                except RecursionError:
+                    raise
+                except Exception as exc:
+                    errors.append((last, _with_note(exc, cls, key, Any)))
                 continue
-            item = value[wire]
+            index, name, ftype, required, hook = entry
             if item is None:
                 if required:
-                    errors.append(_with_note(_WireValueError("must not be null"), cls, wire, ftype))
+                    error = _WireValueError("must not be null")
+                    errors.append((index, _with_note(error, cls, key, ftype)))
                 else:
-                    nulls.add(wire)
+                    nulls.add(key)
                 continue
             try:
                 kwargs[name] = hook(item, ftype)
             except RecursionError:
                 raise
             except Exception as exc:
-                errors.append(_with_note(exc, cls, wire, ftype))
-        extra: dict[str, JSON] = {}
-        for key, item in value.items():
-            if key not in known:
-                try:
-                    extra[key] = _check_json(item)
-                except RecursionError:
-                    raise
-                except Exception as exc:
-                    errors.append(_with_note(exc, cls, key, Any))
+                errors.append((index, _with_note(exc, cls, key, ftype)))
+        for index, wire, ftype in required_wires:
+            if wire not in value:
+                errors.append((index, _with_note(KeyError(wire), cls, wire, ftype)))
         if errors:
-            raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
+            # Declared fields in declaration order, then unknown keys in document order.
+            errors.sort(key=lambda pair: pair[0])
+            raise ClassValidationError(
+                f"While structuring {cls.__name__}", [exc for _, exc in errors], cls
+            )
         return cls(**kwargs, extra=extra, nulls=frozenset(nulls))
 
     unstructure_plan: list[tuple[str, str, Callable[[Any], Any]]] = []
@@ -367,19 +378,20 @@ what the recursive structure and serialise code can handle."""
 
 
 def _check_depth(obj: JSON) -> None:
-    # Iterative on purpose: the point is to refuse what recursion cannot handle.
-    stack: list[tuple[JSON, int]] = [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[JSON] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    # Iterative on purpose: the point is to refuse what recursion cannot handle. One
+    # level at a time, so no depth is carried per value.
+    level: list[JSON] = [obj] if isinstance(obj, dict | list) else []
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             raise MalformedInputError(f"the document is nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[JSON] = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+        depth += 1
 
 
 def structure(obj: JSON) -> Report:
