@@ -394,13 +394,15 @@ def _transaction(conn: apsw.Connection) -> Iterator[None]:
     Python thread, the event loop included. A ``COMMIT`` statement releases the GIL
     while SQLite works, like every other statement.
     """
+    if conn.in_transaction:
+        # Left open by a rollback that itself failed: never build on its leftovers.
+        conn.execute("ROLLBACK")
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
-        if not conn.in_transaction:
-            raise
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 

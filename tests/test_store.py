@@ -354,6 +354,10 @@ async def test_clashing_report_id_rolls_back_the_whole_batch(store: Store) -> No
     assert await store.lookup_source(source(2).hash) is None
     with pytest.raises(StoreError, match="twice"):
         await store.enqueue([report(5), report(5)])
+    # The failed transactions were rolled back, not left open: the next commit stands.
+    assert not await store._call("check", lambda conn: conn.in_transaction)
+    await store.enqueue([report(2)], source(2))
+    assert (await store.stats()).total == 2
 
 
 def test_new_report_rejects_text_body_and_empty_id() -> None:
