@@ -5,6 +5,9 @@ not the service runs (WAL lets a reader and the service's writer proceed togethe
 they never migrate, recover or change anything. Changing the queue (retry, delete) is the
 service's job and goes through its control socket.
 
+``--instance`` finds the database as :func:`pywats.paths.find_db` does: the user's own
+instance first, then the system service's under ``/var/lib/pywats``.
+
 Exit codes: 0 success, 1 the database or report is missing or unreadable, 2 bad usage
 (including an invalid instance name).
 """
@@ -24,7 +27,7 @@ from typing import TextIO
 import attrs
 
 from pywats.errors import ConfigError, StoreError
-from pywats.paths import default_db_path
+from pywats.paths import find_db
 from pywats.store import QueuedReport, QueueReader, QueueState, QueueStats
 
 PROG = "pywats queue"
@@ -94,7 +97,7 @@ def _fail(message: str, code: int = 1) -> int:
 def _with_reader(args: argparse.Namespace, action: Callable[[QueueReader], None]) -> int:
     """Open the database named by ``args`` read-only, run ``action``, map errors to codes."""
     try:
-        path: Path = args.db if args.db is not None else default_db_path(args.instance)
+        path: Path = args.db if args.db is not None else find_db(args.instance)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     if not path.is_file():

@@ -100,6 +100,9 @@ SYSTEM_CONFIG_DIR = Path("/etc/pywats")
 SYSTEM_RUNTIME_ROOT = Path("/run/pywats")
 """Parent of the unit's ``RuntimeDirectory=pywats/%i``; clients look here too."""
 
+SYSTEM_STATE_ROOT = Path("/var/lib/pywats")
+"""Parent of the unit's ``StateDirectory=pywats/%i``; the queue commands look here too."""
+
 # sun_path is 108 bytes on Linux and the kernel wants room for the terminating NUL.
 _SUN_PATH_MAX = 107
 
@@ -210,6 +213,23 @@ def find_socket(instance: str) -> Path:
     for candidate in (own, SYSTEM_RUNTIME_ROOT / instance / SOCKET_NAME):
         if candidate.exists():
             return _check_socket_path(candidate)
+    return own
+
+
+def find_db(instance: str) -> Path:
+    """The queue database a command run from a shell should read for ``instance``.
+
+    Like :func:`find_socket`: the first of ``default_db_path(instance)`` and
+    ``/var/lib/pywats/<instance>/queue.db`` (the shipped unit's location) that exists,
+    else ``default_db_path(instance)``.
+
+    Raises:
+        ConfigError: ``instance`` is not a valid instance name.
+    """
+    own = default_db_path(instance)
+    for candidate in (own, SYSTEM_STATE_ROOT / instance / QUEUE_DB_NAME):
+        if candidate.exists():
+            return candidate
     return own
 
 

@@ -20,6 +20,7 @@ from pywats.paths import (
     default_config_path,
     default_done_dir,
     default_error_dir,
+    find_db,
     find_socket,
     lock_path,
     make_private_dir,
@@ -47,6 +48,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     # Keep the machine's real /etc/pywats and /run/pywats out of every test.
     monkeypatch.setattr(paths, "SYSTEM_CONFIG_DIR", tmp_path / "etc-pywats")
     monkeypatch.setattr(paths, "SYSTEM_RUNTIME_ROOT", tmp_path / "run-pywats")
+    monkeypatch.setattr(paths, "SYSTEM_STATE_ROOT", tmp_path / "var-lib-pywats")
     return home
 
 
@@ -129,6 +131,21 @@ def test_find_socket_falls_back_to_the_system_service(
     own.parent.mkdir(parents=True)
     own.touch()
     assert find_socket("ict") == own  # our own instance first
+
+
+def test_find_db_falls_back_to_the_system_service(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user"))
+    own = tmp_path / "user" / "pywats" / "ict" / "queue.db"
+    system = tmp_path / "var-lib-pywats" / "ict" / "queue.db"
+    assert find_db("ict") == own  # no queue anywhere: the path it would have
+    system.parent.mkdir(parents=True)
+    system.touch()
+    assert find_db("ict") == system  # from an SSH shell: the system service's queue
+    own.parent.mkdir(parents=True)
+    own.touch()
+    assert find_db("ict") == own  # our own instance first
 
 
 def test_done_and_error_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
