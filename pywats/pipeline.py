@@ -15,6 +15,14 @@ seen, its hash is found in the store, so it is filed away without being queued a
 file that fails goes to the error folder with a sidecar that says why; nothing is ever
 deleted unconverted.
 
+Under load a worker takes the files already waiting in the channel along with the one
+it receives (up to 16, and 4 MiB read at a time) and does each step once for all of them:
+one thread hand-off to read, one look-up, one to convert, one store commit, one to file
+them away. Each file still gets its own outcome; anything off the common path (a bad
+file, a duplicate, a failing store) is handled file by file. A file that arrives alone
+is handled alone, at once. A graceful stop finishes the files converted so far, not the
+rest of the batch.
+
 Several entries (:class:`FolderConfig`) may share a watch folder: one watcher serves them
 all, and each file goes to the first entry (in configuration order) whose patterns match
 its name.
@@ -368,6 +376,87 @@ def _ids(ids: Sequence[str]) -> str:
     return f"{', '.join(ids[:3])} and {len(ids) - 3} more"
 
 
+_BATCH_FILES = 16
+"""At most this many waiting files are taken by one worker at a time."""
+
+_BATCH_BYTES = 4 * 1024 * 1024
+"""A batch reads files until it holds this many bytes (at least one file, whatever size)."""
+
+
+@attrs.define(eq=False)
+class _Converted:
+    """A file whose reports are made and not yet queued."""
+
+    folder: _Folder
+    path: Path
+    got: postaction.SourceData
+    reports: list[NewReport]
+    source: SourceFile
+
+
+def _read_many(
+    jobs: Sequence[tuple[Path, int]], budget: int, stopping: Callable[[], bool]
+) -> list[postaction.SourceData | postaction.TooBig | OSError | None]:
+    """Read files in order until ``budget`` bytes are held or ``stopping()`` (worker thread).
+
+    Returns an outcome for a prefix of ``jobs`` (at least one): the data, or what stopped
+    it (too big, unreadable, ``None`` for gone).
+    """
+    out: list[postaction.SourceData | postaction.TooBig | OSError | None] = []
+    held = 0
+    for path, max_bytes in jobs:
+        if out and (held >= budget or stopping()):
+            break
+        try:
+            got = postaction.read_source(path, max_bytes)
+        except (postaction.TooBig, OSError) as exc:
+            out.append(exc)
+            continue
+        if got is not None:
+            held += got.size
+        out.append(got)
+    return out
+
+
+def _convert_many(
+    jobs: Sequence[tuple[Converter, ConversionContext, Path, bytes]],
+    stopping: Callable[[], bool],
+) -> list[list[NewReport] | _Rejected | Exception]:
+    """Convert files in order (worker thread): reports, why refused, or a bug, for each.
+
+    Stops early once ``stopping()`` (after at least one): a graceful stop finishes the
+    file in hand, not the whole batch.
+    """
+    out: list[list[NewReport] | _Rejected | Exception] = []
+    for converter, context, path, data in jobs:
+        if out and stopping():
+            break
+        try:
+            out.append(_convert(converter, context, path, data))
+        except Exception as exc:  # _Rejected, or a bug kept for the one file's log line
+            out.append(exc)
+    return out
+
+
+def _file_away_many(
+    jobs: Sequence[tuple[PostAction, Path, Path, postaction.FileSig]],
+) -> list[Path | Exception | None]:
+    """Apply each post-action (worker thread): the new path, ``None``, or the failure."""
+    out: list[Path | Exception | None] = []
+    for action, path, directory, sig in jobs:
+        try:
+            if action is PostAction.KEEP:
+                out.append(None)
+            elif action is PostAction.DELETE:
+                postaction.delete_file(path, expect=sig)
+                out.append(None)
+            else:
+                out.append(postaction.move_file(path, directory, expect=sig))
+        except Exception as exc:  # SourceChanged, OSError, or a bug: reported per file
+            out.append(exc)
+    return out
+
+
 def _local_now() -> datetime:
     return datetime.now().astimezone()
 
@@ -579,7 +668,8 @@ class Pipeline:
         self._stopping = True
         self._stop.set()
         self._watch_scope.cancel()
-        log.info("stopping: watchers stop now; %d file(s) in hand are finished first", self._busy)
+        in_hand = sum(f.in_hand for f in self._folders)
+        log.info("stopping: watchers stop now; %d file(s) in hand are finished first", in_hand)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run watchers and workers until :meth:`begin_shutdown` or cancellation."""
@@ -642,34 +732,34 @@ class Pipeline:
 
     async def _worker(self, receive: trio.MemoryReceiveChannel[Path]) -> None:
         with receive:
-            async for path in receive:
-                folder = self._folder_of(path)
+            async for first in receive:
+                batch = [first]
+                # Files already waiting are taken along: each step then costs one thread
+                # hand-off and one commit for all of them. A file that arrives alone is
+                # handled alone, at once.
+                while len(batch) < _BATCH_FILES:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                items = [(self._folder_of(path), path) for path in batch]
                 try:
                     if self._stopping:
-                        # Not in hand yet: it stays in its folder for the next start.
-                        log.debug("%s: leaving %s for the next start", folder.config.name, path)
+                        self._leave(items)  # not in hand yet
                         continue
-                    folder.in_hand += 1
+                    for folder, _ in items:
+                        folder.in_hand += 1
                     self._busy += 1
                     try:
-                        await self._process(folder, path)
-                    except (trio.ClosedResourceError, trio.BrokenResourceError):
-                        raise  # the store was closed under us: a shutdown-order bug
-                    except Exception:
-                        # A bug, not a bad file: the file is left where it is (it is looked
-                        # at again after a restart), and the other files go on.
-                        folder.left += 1
-                        log.exception(
-                            "%s: unexpected error while handling %s; it stays where it is",
-                            folder.config.name,
-                            path,
-                        )
+                        await self._process_batch(items)
                     finally:
-                        folder.in_hand -= 1
+                        for folder, _ in items:
+                            folder.in_hand -= 1
                         self._busy -= 1
                 finally:
                     # Every path sent is released once, whatever happened to it.
-                    folder.watcher.release(path)
+                    for folder, path in items:
+                        folder.watcher.release(path)
 
     def _folder_of(self, path: Path) -> _Folder:
         """The entry a sent path belongs to: its watch folder's first matching entry."""
@@ -684,28 +774,149 @@ class Pipeline:
 
     # -- one file -------------------------------------------------------------------------
 
-    async def _process(self, folder: _Folder, path: Path) -> None:
-        cfg = folder.config
-        label = cfg.name
-        try:
-            got = await trio.to_thread.run_sync(
-                postaction.read_source, path, cfg.max_file_bytes, abandon_on_cancel=True
-            )
-        except postaction.TooBig as exc:
-            reason = (
-                f"the file has {exc.size} bytes, more than max_file_bytes ({cfg.max_file_bytes})"
-            )
-            await self._reject(folder, path, _Rejected(reason), size=exc.size, expect=exc.sig)
-            return
-        except OSError as exc:
-            reason = f"cannot read the file: {exc.strerror or exc}"
-            await self._reject(folder, path, _Rejected(reason), size=None, expect=None)
-            return
-        if got is None:
-            folder.vanished += 1
-            log.info("%s: %s vanished before it could be read", label, path)
-            return
+    async def _process_batch(self, items: list[tuple[_Folder, Path]]) -> None:
+        """Handle files a worker took together; the result for each is as if alone.
 
+        The common path does each step once for the batch: read, look up, convert (one
+        thread hand-off each), queue (one commit) and file away (one hand-off). Every
+        other outcome (too big, unreadable, vanished, duplicate, rejected, a failing
+        store) goes through the one-file handlers, file by file.
+        """
+        while items:
+            if self._stopping:
+                self._leave(items)
+                return
+            jobs = [(path, folder.config.max_file_bytes) for folder, path in items]
+            reads = await trio.to_thread.run_sync(
+                _read_many, jobs, _BATCH_BYTES, self._is_stopping, abandon_on_cancel=True
+            )
+            taken, items = items[: len(reads)], items[len(reads) :]
+            ready: list[tuple[_Folder, Path, postaction.SourceData]] = []
+            for (folder, path), got in zip(taken, reads, strict=True):
+                if isinstance(got, postaction.SourceData):
+                    ready.append((folder, path, got))
+                else:
+                    await self._guarded(folder, path, self._unread(folder, path, got))
+            if ready:
+                await self._look_up_and_convert(ready)
+
+    async def _look_up_and_convert(
+        self, ready: list[tuple[_Folder, Path, postaction.SourceData]]
+    ) -> None:
+        try:
+            known = await self._store.lookup_sources([got.sha256 for _, _, got in ready])
+        except StoreError:
+            # The one-file path retries with backoff and says which file waits.
+            for folder, path, got in ready:
+                await self._guarded(folder, path, self._after_read(folder, path, got))
+            return
+        fresh: list[tuple[_Folder, Path, postaction.SourceData]] = []
+        for folder, path, got in ready:
+            ids = known.get(got.sha256)
+            if ids is None:
+                fresh.append((folder, path, got))
+            else:
+                await self._guarded(folder, path, self._duplicate(folder, path, ids, got))
+        if not fresh:
+            return
+        jobs = [
+            (folder.config.converter, self._context(folder), path, got.data)
+            for folder, path, got in fresh
+        ]
+        outcomes = await trio.to_thread.run_sync(
+            _convert_many, jobs, self._is_stopping, abandon_on_cancel=True
+        )
+        self._leave([(folder, path) for folder, path, _ in fresh[len(outcomes) :]])
+        converted: list[_Converted] = []
+        for (folder, path, got), outcome in zip(fresh, outcomes, strict=False):
+            if isinstance(outcome, _Rejected):
+                reject = self._reject(folder, path, outcome, size=got.size, expect=got.sig)
+                await self._guarded(folder, path, reject)
+            elif isinstance(outcome, BaseException):
+                self._unexpected(folder, path, outcome)
+            else:
+                source = SourceFile(hash=got.sha256, path=str(path), size=got.size, mtime=got.mtime)
+                converted.append(_Converted(folder, path, got, outcome, source))
+        if converted:
+            await self._queue_and_file_many(converted)
+
+    async def _queue_and_file_many(self, converted: list[_Converted]) -> None:
+        try:
+            results = await self._store.enqueue_batch([(c.reports, c.source) for c in converted])
+        except StoreError:
+            # A report id clash fails the whole batch; so does a failing database. The
+            # one-file path tells them apart, file by file.
+            for c in converted:
+                await self._guarded(c.folder, c.path, self._queue_and_file(c))
+            return
+        queued: list[tuple[_Converted, tuple[str, ...]]] = []
+        for c, result in zip(converted, results, strict=True):
+            if result.duplicate:
+                # The same content in two files of this batch, or queued meanwhile.
+                await self._guarded(
+                    c.folder, c.path, self._duplicate(c.folder, c.path, result.ids, c.got)
+                )
+            else:
+                c.folder.converted += 1
+                c.folder.reports += len(result.ids)
+                queued.append((c, result.ids))
+        if not queued:
+            return
+        dones = await self._file_away([(c.folder, c.path, c.got.sig) for c, _ in queued])
+        for (c, ids), done in zip(queued, dones, strict=True):
+            self._log_converted(c.folder, c.path, ids, done)
+
+    def _is_stopping(self) -> bool:
+        # Read from worker threads: a plain attribute read, set once by begin_shutdown.
+        return self._stopping
+
+    def _leave(self, items: Sequence[tuple[_Folder, Path]]) -> None:
+        """Files of a batch not started when the stop came: they stay for the next start."""
+        for folder, path in items:
+            log.debug("%s: leaving %s for the next start", folder.config.name, path)
+
+    def _context(self, folder: _Folder) -> ConversionContext:
+        return ConversionContext(self._station, folder.config.arguments)
+
+    async def _guarded(self, folder: _Folder, path: Path, work: Awaitable[None]) -> None:
+        """``await work`` for one file; a bug there leaves that file, not the others."""
+        try:
+            await work
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise  # the store was closed under us: a shutdown-order bug
+        except Exception as exc:
+            self._unexpected(folder, path, exc)
+
+    def _unexpected(self, folder: _Folder, path: Path, exc: BaseException) -> None:
+        # A bug, not a bad file: the file is left where it is (it is looked at again
+        # after a restart), and the other files go on.
+        folder.left += 1
+        log.error(
+            "%s: unexpected error while handling %s; it stays where it is",
+            folder.config.name,
+            path,
+            exc_info=exc,
+        )
+
+    async def _unread(
+        self, folder: _Folder, path: Path, got: postaction.TooBig | OSError | None
+    ) -> None:
+        """A file that could not be read: too big or unreadable (error folder), or gone."""
+        cfg = folder.config
+        if isinstance(got, postaction.TooBig):
+            reason = (
+                f"the file has {got.size} bytes, more than max_file_bytes ({cfg.max_file_bytes})"
+            )
+            await self._reject(folder, path, _Rejected(reason), size=got.size, expect=got.sig)
+        elif isinstance(got, OSError):
+            reason = f"cannot read the file: {got.strerror or got}"
+            await self._reject(folder, path, _Rejected(reason), size=None, expect=None)
+        else:
+            folder.vanished += 1
+            log.info("%s: %s vanished before it could be read", cfg.name, path)
+
+    async def _after_read(self, folder: _Folder, path: Path, got: postaction.SourceData) -> None:
+        """One file from its look-up on, retrying while the store fails."""
         known = await self._store_call(
             folder,
             path,
@@ -717,18 +928,25 @@ class Pipeline:
         if known is not None:
             await self._duplicate(folder, path, known, got)
             return
-
-        context = ConversionContext(self._station, cfg.arguments)
-        try:
-            reports = await trio.to_thread.run_sync(
-                _convert, cfg.converter, context, path, got.data, abandon_on_cancel=True
-            )
-        except _Rejected as exc:
-            await self._reject(folder, path, exc, size=got.size, expect=got.sig)
+        [outcome] = await trio.to_thread.run_sync(
+            _convert_many,
+            [(folder.config.converter, self._context(folder), path, got.data)],
+            self._is_stopping,
+            abandon_on_cancel=True,
+        )
+        if isinstance(outcome, _Rejected):
+            await self._reject(folder, path, outcome, size=got.size, expect=got.sig)
             return
+        if isinstance(outcome, BaseException):
+            raise outcome
         source = SourceFile(hash=got.sha256, path=str(path), size=got.size, mtime=got.mtime)
+        await self._queue_and_file(_Converted(folder, path, got, outcome, source))
+
+    async def _queue_and_file(self, c: _Converted) -> None:
+        """One converted file from its commit on, retrying while the store fails."""
+        folder, path, got = c.folder, c.path, c.got
         try:
-            result = await self._enqueue(folder, path, reports, source)
+            result = await self._enqueue(folder, path, c.reports, c.source)
         except _Rejected as exc:
             await self._reject(folder, path, exc, size=got.size, expect=got.sig)
             return
@@ -741,12 +959,15 @@ class Pipeline:
         folder.converted += 1
         folder.reports += len(result.ids)
         done = await self._post_action(folder, path, got.sig)
+        self._log_converted(folder, path, result.ids, done)
+
+    def _log_converted(self, folder: _Folder, path: Path, ids: Sequence[str], done: str) -> None:
         log.info(
             "%s: converted %s into %d report(s) (%s); %s",
-            label,
+            folder.config.name,
             path,
-            len(result.ids),
-            _ids(result.ids),
+            len(ids),
+            _ids(ids),
             done,
         )
 
@@ -832,42 +1053,58 @@ class Pipeline:
 
     async def _post_action(self, folder: _Folder, path: Path, sig: postaction.FileSig) -> str:
         """File ``path`` away after its reports are committed; say what happened."""
+        [done] = await self._file_away([(folder, path, sig)])
+        return done
+
+    async def _file_away(
+        self, files: Sequence[tuple[_Folder, Path, postaction.FileSig]]
+    ) -> list[str]:
+        """File each committed source away (one thread hand-off); say what happened to each."""
+        today = self._wall_clock().strftime("%Y-%m-%d")
+        jobs: list[tuple[PostAction, Path, Path, postaction.FileSig]] = []
+        for folder, path, sig in files:
+            cfg = folder.config
+            directory = cfg.done_dir
+            if cfg.post_action is PostAction.ARCHIVE:
+                directory = directory / today
+            jobs.append((cfg.post_action, path, directory / folder.relative_folder(path), sig))
+        if all(action is PostAction.KEEP for action, *_ in jobs):
+            outcomes: list[Path | Exception | None] = [None] * len(jobs)
+        else:
+            # Not abandoned on cancel: a move finishes (or never starts) before we return.
+            outcomes = await trio.to_thread.run_sync(_file_away_many, jobs)
+        return [
+            self._filed(folder, path, outcome)
+            for (folder, path, _), outcome in zip(files, outcomes, strict=True)
+        ]
+
+    def _filed(self, folder: _Folder, path: Path, outcome: Path | Exception | None) -> str:
         cfg = folder.config
         action = cfg.post_action
-        if action is PostAction.KEEP:
-            return "kept in place"
-        relative = folder.relative_folder(path)
-        try:
-            if action is PostAction.DELETE:
-                await trio.to_thread.run_sync(
-                    functools.partial(postaction.delete_file, path, expect=sig)
-                )
-                return "deleted"
-            directory = cfg.done_dir
-            if action is PostAction.ARCHIVE:
-                directory = directory / self._wall_clock().strftime("%Y-%m-%d")
-            directory = directory / relative
-            # Not abandoned on cancel: a move finishes (or never starts) before we return.
-            target = await trio.to_thread.run_sync(
-                functools.partial(postaction.move_file, path, directory, expect=sig)
-            )
-        except postaction.SourceChanged as exc:
-            if exc.gone:
+        if isinstance(outcome, postaction.SourceChanged):
+            if outcome.gone:
                 return "it was gone already (removed by someone else)"
             folder.left += 1
             return "left in place: it changed after it was read, so it is looked at again"
-        except OSError as exc:
-            log.error(  # noqa: TRY400 - the OSError names the file and the cause
+        if isinstance(outcome, OSError):
+            log.error(
                 "%s: the reports of %s are queued, but the file cannot be %s: %s; it stays "
                 "where it is and is recognised as already queued next time",
                 cfg.name,
                 path,
                 "deleted" if action is PostAction.DELETE else f"moved to {cfg.done_dir}",
-                exc,
+                outcome,
             )
             folder.left += 1
             return "left in place (see the error above)"
-        return f"{'archived' if action is PostAction.ARCHIVE else 'moved'} to {target}"
+        if isinstance(outcome, Exception):
+            self._unexpected(folder, path, outcome)
+            return "left in place (see the error above)"
+        if action is PostAction.KEEP:
+            return "kept in place"
+        if action is PostAction.DELETE:
+            return "deleted"
+        return f"{'archived' if action is PostAction.ARCHIVE else 'moved'} to {outcome}"
 
     async def _reject(
         self,

@@ -474,6 +474,15 @@ def _duplicate_id_message(conn: apsw.Connection, reports: Sequence[NewReport]) -
     return f"report id already queued: {', '.join(queued) or ', '.join(ids)}"
 
 
+def _sources_ids(conn: apsw.Connection, hashes: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for source_hash in hashes:
+        ids = _source_ids(conn, source_hash)
+        if ids is not None:
+            found[source_hash] = ids
+    return found
+
+
 def _source_ids(conn: apsw.Connection, source_hash: str) -> tuple[str, ...] | None:
     raw = conn.execute("SELECT report_ids FROM sources WHERE hash = ?", (source_hash,)).get
     if raw is None:
@@ -1003,6 +1012,10 @@ class Store:
         Lets a converter skip work for a file it has already queued.
         """
         return await self._call("lookup source", _source_ids, source_hash)
+
+    async def lookup_sources(self, hashes: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """:meth:`lookup_source` for many hashes in one call: the recorded ones only."""
+        return await self._call("lookup sources", _sources_ids, list(hashes))
 
     async def claim(self, limit: int = 1) -> list[Claim]:
         """Take up to ``limit`` due reports for upload, oldest due first.

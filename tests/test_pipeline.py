@@ -269,13 +269,64 @@ async def test_10000_files_present_at_start_are_all_queued_and_moved(
         async with running(store, folder) as pipeline:
             await wait_until(lambda: handled(pipeline) == count, "every file", timeout=85)
             assert counts(pipeline) == (count, count, 0, 0)
-            stats = pipeline.statistics()
-            assert stats.folders["line1"].watcher.in_flight == 0
+            # A worker releases the paths it took together once it is done with them all.
+            await wait_until(
+                lambda: pipeline.statistics().folders["line1"].watcher.in_flight == 0,
+                "every path released",
+            )
     assert (await store.stats()).pending == count
     assert names(folder.watch) == []
     assert len(names(folder.done_dir)) == count
     sns = {r.sn for r in await store.list_reports(limit=count)}
     assert sns == {f"SN{n:05d}" for n in range(count)}
+
+
+async def test_files_taken_together_each_get_their_own_outcome(
+    tmp_path: Path, store: Store
+) -> None:
+    # Present at start with one worker: the worker takes them in one batch, so this is
+    # the batched path with every outcome at once.
+    folder = make_folder(tmp_path, max_file_bytes=4096)
+    folder.watch.mkdir(parents=True)
+    good = {f"good{n}.json": with_id(n) for n in range(4)}
+    for name, data in good.items():
+        (folder.watch / name).write_bytes(data)
+    (folder.watch / "copy.json").write_bytes(good["good0.json"])  # same content again
+    (folder.watch / "broken.json").write_bytes(b'{"id": ')
+    (folder.watch / "huge.json").write_bytes(b" " * 5000)
+    # A report id that is already queued, from another file.
+    taken = json.loads(with_id(99))
+    await store.enqueue(
+        [
+            NewReport(
+                id=taken["id"],
+                body=with_id(99),
+                pn=taken["pn"],
+                sn=taken["sn"],
+                result="P",
+                start=taken["start"],
+                converter="wsjf",
+            )
+        ]
+    )
+    (folder.watch / "clash.json").write_bytes(with_id(99, sn="OTHER"))
+    with trio.fail_after(30):
+        async with running(store, folder, workers=1) as pipeline:
+            await wait_until(lambda: handled(pipeline) == 8, "every file")
+            # converted, reports, failed, duplicates
+            assert counts(pipeline) == (4, 4, 3, 1)
+    assert names(folder.watch) == []
+    assert names(folder.done_dir) == sorted([*good, "copy.json"])
+    assert names(folder.error_dir) == sorted(
+        f"{n}{suffix}"
+        for n in ("broken.json", "huge.json", "clash.json")
+        for suffix in ("", ".error.txt")
+    )
+    assert "not valid JSON" in sidecar(folder.error_dir / "broken.json.error.txt")["reason"]
+    assert "max_file_bytes" in sidecar(folder.error_dir / "huge.json.error.txt")["reason"]
+    assert "already queued" in sidecar(folder.error_dir / "clash.json.error.txt")["reason"]
+    bodies = sorted(r.body for r in await queued(store))
+    assert bodies == sorted([with_id(99), *(expected_body(data) for data in good.values())])
 
 
 async def test_a_burst_that_overflows_inotify_loses_nothing(
@@ -289,14 +340,18 @@ async def test_a_burst_that_overflows_inotify_loses_nothing(
     real = [f"b{n:03d}.json" for n in range(200)]
     with trio.fail_after(45):
         async with running(store, folder, workers=1, channel_size=1) as pipeline:
-            # One file in hand (the converter waits), one in the channel, one the watcher
-            # is trying to send: the watcher reads no events now, the kernel queues them.
-            for n in range(3):
+            # One or two files in hand (the worker takes what is waiting; the converter
+            # waits), one in the channel, one the watcher is trying to send: the watcher
+            # reads no events now, the kernel queues them.
+            for n in range(4):
                 (folder.watch / f"a{n}.json").write_bytes(wsjf_bytes(n))
-            await wait_until(
-                lambda: pipeline.statistics().folders["line1"].watcher.files_sent == 3,
-                "the watcher to block",
-            )
+
+            def watcher_blocked() -> bool:
+                stats = pipeline.statistics()
+                line1 = stats.folders["line1"]
+                return stats.waiting == 1 and line1.watcher.files_sent == line1.in_hand + 2
+
+            await wait_until(watcher_blocked, "the watcher to block")
 
             def burst() -> None:
                 # Closing a file opened for writing queues an event even for names that
@@ -310,14 +365,14 @@ async def test_a_burst_that_overflows_inotify_loses_nothing(
 
             await trio.to_thread.run_sync(burst)
             gated.gate.set()
-            await wait_until(lambda: handled(pipeline) == 3 + len(real), "every real file")
-            assert counts(pipeline) == (203, 203, 0, 0)
+            await wait_until(lambda: handled(pipeline) == 4 + len(real), "every real file")
+            assert counts(pipeline) == (204, 204, 0, 0)
             watcher = pipeline.statistics().folders["line1"].watcher
             assert watcher.overflows >= 1
             assert watcher.rescans >= 1
-    assert (await store.stats()).pending == 203
+    assert (await store.stats()).pending == 204
     assert names(folder.watch) == ["noise0.log", "noise1.log"]
-    assert len(names(folder.done_dir)) == 203
+    assert len(names(folder.done_dir)) == 204
 
 
 async def test_a_folder_without_inotify_is_handled_by_rescans(tmp_path: Path, store: Store) -> None:
@@ -662,16 +717,20 @@ async def test_a_busy_pipeline_leaves_files_in_the_watch_folder(
         (folder.watch / name).write_bytes(wsjf_bytes(n))
     with trio.fail_after(30):
         async with running(store, folder, workers=2, channel_size=2) as pipeline:
-            # 2 in hand, 2 in the channel, 1 the watcher waits to send.
-            await wait_until(
-                lambda: pipeline.statistics().folders["line1"].watcher.files_sent == 5,
-                "the channel to fill",
-            )
+            # Both workers busy (each with the file it waits on, and any it took along),
+            # 2 in the channel, 1 the watcher waits to send.
+            def full() -> bool:
+                stats = pipeline.statistics()
+                line1 = stats.folders["line1"]
+                return (stats.busy, stats.waiting) == (2, 2) and (
+                    line1.watcher.files_sent == line1.in_hand + 3
+                )
+
+            await wait_until(full, "the channel to fill")
+            sent = pipeline.statistics().folders["line1"].watcher.files_sent
             await trio.sleep(0.5)  # rescans pass; nothing moves
-            stats = pipeline.statistics()
-            assert (stats.busy, stats.waiting) == (2, 2)
-            assert stats.folders["line1"].in_hand == 2
-            assert stats.folders["line1"].watcher.files_sent == 5
+            assert full()
+            assert pipeline.statistics().folders["line1"].watcher.files_sent == sent
             assert names(folder.watch) == files
             assert (await store.stats()).total == 0
             (folder.watch / "r7.json").unlink()  # someone takes one away meanwhile

@@ -319,6 +319,8 @@ async def test_duplicate_source_inserts_nothing_and_returns_first_ids(store: Sto
         await store.get(report(3).id)
     assert await store.lookup_source(source(1).hash) == first.ids
     assert await store.lookup_source("never-seen") is None
+    both = await store.lookup_sources([source(1).hash, "never-seen"])
+    assert both == {source(1).hash: first.ids}
 
 
 async def test_source_without_reports_is_still_recorded(store: Store) -> None:
