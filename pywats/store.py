@@ -514,30 +514,56 @@ def _relaxed(
     return run
 
 
+def _finish_and_claim(
+    conn: apsw.Connection,
+    done: Sequence[tuple[str, int | None]],
+    limit: int,
+    now: float,
+    max_delay_s: float,
+) -> tuple[list[str], list[Claim], float | None]:
+    with _transaction(conn):
+        missed: list[str] = []
+        for report_id, status in done:
+            conn.execute(
+                "UPDATE reports SET state = 'done', last_status = ?, last_error = NULL,"
+                " updated_at = ? WHERE id = ? AND state = 'uploading'",
+                (status, now, report_id),
+            )
+            if not conn.changes():
+                missed.append(report_id)
+        claims = _claim_rows(conn, limit, now, max_delay_s) if limit > 0 else []
+    due = _next_due_at(conn, now, max_delay_s) if limit > 0 and not claims else None
+    return missed, claims, due
+
+
 def _claim(conn: apsw.Connection, limit: int, now: float, max_delay_s: float) -> list[Claim]:
     with _transaction(conn):
-        # No retry is ever scheduled further out than max_delay_s, so a row due later than
-        # that can only mean the wall clock stepped back (NTP, a reset RTC): due now, or it
-        # would wait for as long as the clock jumped.
-        conn.execute(
-            "UPDATE reports SET next_attempt_at = ?"
-            " WHERE state = 'pending' AND next_attempt_at > ?",
-            (now, now + max_delay_s),
-        )
-        rows = conn.execute(
-            # (next_attempt_at, rowid) is the index order, so no sort; for reports never
-            # tried next_attempt_at is the enqueue time, which makes this FIFO.
-            "SELECT id, attempts, body FROM reports"
-            " WHERE state = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, rowid LIMIT ?",
-            (now, limit),
-        ).fetchall()
-        claims = [Claim(id=_text(i), body=_blob(b), attempts=_integer(a) + 1) for i, a, b in rows]
-        conn.executemany(
-            "UPDATE reports SET state = 'uploading', attempts = attempts + 1, updated_at = ?"
-            " WHERE id = ?",
-            [(now, c.id) for c in claims],
-        )
+        return _claim_rows(conn, limit, now, max_delay_s)
+
+
+def _claim_rows(conn: apsw.Connection, limit: int, now: float, max_delay_s: float) -> list[Claim]:
+    """Claim up to ``limit`` due reports, inside the caller's transaction."""
+    # No retry is ever scheduled further out than max_delay_s, so a row due later than
+    # that can only mean the wall clock stepped back (NTP, a reset RTC): due now, or it
+    # would wait for as long as the clock jumped.
+    conn.execute(
+        "UPDATE reports SET next_attempt_at = ? WHERE state = 'pending' AND next_attempt_at > ?",
+        (now, now + max_delay_s),
+    )
+    rows = conn.execute(
+        # (next_attempt_at, rowid) is the index order, so no sort; for reports never
+        # tried next_attempt_at is the enqueue time, which makes this FIFO.
+        "SELECT id, attempts, body FROM reports"
+        " WHERE state = 'pending' AND next_attempt_at <= ?"
+        " ORDER BY next_attempt_at, rowid LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    claims = [Claim(id=_text(i), body=_blob(b), attempts=_integer(a) + 1) for i, a, b in rows]
+    conn.executemany(
+        "UPDATE reports SET state = 'uploading', attempts = attempts + 1, updated_at = ?"
+        " WHERE id = ?",
+        [(now, c.id) for c in claims],
+    )
     return claims
 
 
@@ -1026,6 +1052,30 @@ class Store:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         return await self._call("claim", _relaxed(_claim), limit, self._clock(), self._max_delay_s)
+
+    async def finish_and_claim(
+        self, done: Sequence[tuple[str, int | None]], limit: int
+    ) -> tuple[list[str], list[Claim], float | None]:
+        """Mark reports done and claim up to ``limit`` due ones, in one call.
+
+        ``done`` holds ``(id, HTTP status)`` of ``uploading`` reports the server accepted;
+        ``limit`` may be 0. Returns the ids of ``done`` that were no longer ``uploading``
+        (deleted meanwhile: nothing to record), the claims (as :meth:`claim`), and, when
+        it claimed none though it could, :meth:`next_due_at`. This is the uploader's one
+        store call per round: finished uploads and new work share a commit.
+        """
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if not done and limit == 0:
+            return [], [], None
+        return await self._call(
+            "finish and claim",
+            _relaxed(_finish_and_claim),
+            list(done),
+            limit,
+            self._clock(),
+            self._max_delay_s,
+        )
 
     async def mark_done(self, report_id: str, *, status: int | None = None) -> None:
         """Record that the server accepted an ``uploading`` report (HTTP ``status``).

@@ -525,6 +525,9 @@ class Uploader:
         self._in_flight = 0
         # Ids claimed and not yet recorded; released (shielded) when a session ends.
         self._claimed: set[str] = set()
+        # Uploads the server accepted, to be marked done by the dispatcher's next store
+        # call (together with its next claim: one commit for both).
+        self._finished: list[tuple[str, int | None]] = []
         # Session state (reset per session, see _session).
         self._display = ""
         self._submit_url = httpx.URL()
@@ -737,6 +740,7 @@ class Uploader:
                 await self._session(config, config.url)
         finally:
             with trio.CancelScope(shield=True):
+                await self._flush_finished()
                 await self._release_claimed()
             self._running = False
             if self._state is not UploaderState.DISABLED:
@@ -808,6 +812,7 @@ class Uploader:
         finally:
             self._uploads_scope = None
             with trio.CancelScope(shield=True):
+                await self._flush_finished()
                 await self._release_claimed()
                 with trio.move_on_after(_CLOSE_TIMEOUT_S):
                     await client.aclose()
@@ -847,32 +852,20 @@ class Uploader:
         while not self._ending:
             mark = self._dispatch_wake.mark()
             now = trio.current_time()
-            if self._state is not UploaderState.ONLINE:
-                await self._dispatch_wake.wait(since=mark)
-                continue
-            if now < self._hold_until:
-                await self._dispatch_wake.wait(self._hold_until - now, since=mark)
-                continue
             free = config.workers - self._in_flight
-            if free <= 0:
-                await self._dispatch_wake.wait(since=mark)  # an upload finishing fires it
+            limit = free if free > 0 and self._may_dispatch() else 0
+            if limit == 0 and not self._finished:
+                if self._state is not UploaderState.ONLINE:
+                    await self._dispatch_wake.wait(since=mark)
+                elif now < self._hold_until:
+                    await self._dispatch_wake.wait(self._hold_until - now, since=mark)
+                else:
+                    await self._dispatch_wake.wait(since=mark)  # an upload finishing fires it
                 continue
             # Read before claiming: a report queued after the claim still wakes us.
             seen = store.generation
-            due: float | None = None
             try:
-                # Shielded so a cancellation cannot land between the commit and our
-                # knowing the ids; _claimed is how they get released later.
-                with trio.CancelScope(shield=True):
-                    claims = await store.claim(free)
-                    self._claimed.update(c.id for c in claims)
-                    if claims and not self._may_dispatch():
-                        # The state changed while claiming (offline, paused, held).
-                        await store.release([c.id for c in claims])
-                        self._claimed.difference_update(c.id for c in claims)
-                        continue
-                if not claims:
-                    due = await store.next_due_at()
+                claims, due = await self._finish_and_claim(limit)
             except StoreError as exc:
                 store_failures += 1
                 delay = retry.backoff_delay(
@@ -888,12 +881,65 @@ class Uploader:
             if claims:
                 self._touch()
                 continue
+            if limit == 0:
+                continue
             timeout = math.inf if due is None else due - store.clock()
-            # The claim and next_due_at were checkpoints: a stop or state change that came
-            # meanwhile shows in the mark.
+            # The store call was a checkpoint: a stop or state change that came meanwhile
+            # shows in the mark.
             await self._dispatch_wake.wait(
                 timeout, functools.partial(store.wait_enqueued, seen), since=mark
             )
+
+    async def _finish_and_claim(self, limit: int) -> tuple[list[Claim], float | None]:
+        """Record the finished uploads and claim up to ``limit``: one store call.
+
+        Shielded, so a cancellation cannot land between the commit and our knowing what
+        it did; ``_claimed`` is how claims are released later.
+        """
+        with trio.CancelScope(shield=True):
+            finished, self._finished = self._finished, []
+            try:
+                missed, claims, due = await self._store.finish_and_claim(finished, limit)
+            except BaseException:
+                self._finished[:0] = finished  # recorded with the next call
+                raise
+            self._claimed.update(c.id for c in claims)
+            self._recorded(finished, missed)
+            if claims and not self._may_dispatch():
+                # The state changed while claiming (offline, paused, held).
+                await self._store.release([c.id for c in claims])
+                self._claimed.difference_update(c.id for c in claims)
+                return [], None
+        return claims, due
+
+    def _recorded(self, finished: list[tuple[str, int | None]], missed: list[str]) -> None:
+        if not finished:
+            return
+        gone = set(missed)
+        for report_id, status in finished:
+            self._claimed.discard(report_id)
+            if report_id in gone:
+                log.info("report %s was deleted from the queue while it was uploading", report_id)
+            else:
+                self._uploaded += 1
+                log.debug("report %s uploaded (%s)", report_id, status)
+        self._touch()
+
+    async def _flush_finished(self) -> None:
+        """Record what the server accepted before a session's claims are released (which
+        would send those reports again)."""
+        if not self._finished:
+            return
+        try:
+            with trio.move_on_after(_RELEASE_TIMEOUT_S):
+                await self._finish_and_claim(0)
+        except (StoreError, trio.ClosedResourceError) as exc:
+            log.error(  # noqa: TRY400 - one line; the reports are sent again, same ids
+                "cannot record %d finished upload(s) (%s); they are sent again later",
+                len(self._finished),
+                exc,
+            )
+            self._finished.clear()
 
     # --- one upload ---
 
@@ -936,10 +982,11 @@ class Uploader:
         try:
             if outcome is Outcome.DONE:
                 self._succeeded()
-                await store.mark_done(claim.id, status=answer.status)
-                self._uploaded += 1
-                log.debug("report %s uploaded (%s)", claim.id, answer.status)
-            elif outcome is Outcome.PERMANENT:
+                # Marked done by the dispatcher's next store call; it stays claimed (and
+                # so is released, and sent again, if that never happens).
+                self._finished.append((claim.id, answer.status))
+                return
+            if outcome is Outcome.PERMANENT:
                 self._last_error = f"report {claim.id}: {answer.error}"
                 log.warning("report %s rejected by the server: %s", claim.id, answer.error)
                 await store.mark_failed(claim.id, error=answer.error, status=answer.status)

@@ -408,6 +408,34 @@ async def test_mark_done(store: Store, clock: FakeClock) -> None:
     assert await store.claim() == []
 
 
+async def test_finish_and_claim_records_done_and_claims_in_one_call(
+    store: Store, clock: FakeClock
+) -> None:
+    for n in range(1, 6):
+        await store.enqueue([report(n)])
+    first = await store.claim(3)
+    await store.delete(first[2].id)  # deleted while it was uploading
+    clock.advance(1)
+    missed, claims, due = await store.finish_and_claim(
+        [(first[0].id, 200), (first[1].id, 201), (first[2].id, 200)], 5
+    )
+    assert (missed, due) == ([first[2].id], None)
+    assert [c.id for c in claims] == [report(4).id, report(5).id]
+    got = await store.get(first[1].id)
+    assert (got.state, got.last_status, got.updated_at) == (QueueState.DONE, 201, T0 + 1)
+    stats = await store.stats()
+    assert (stats.done, stats.uploading, stats.pending) == (2, 2, 0)
+    # Only recording, no claiming; and nothing at all is a no-op.
+    assert await store.finish_and_claim([(claims[0].id, 200)], 0) == ([], [], None)
+    assert (await store.get(claims[0].id)).state is QueueState.DONE
+    assert await store.finish_and_claim([], 0) == ([], [], None)
+    # Nothing due: it says when the next one is (a retry in 30 s).
+    await store.retry_later(claims[1].id, delay_s=30, error="503", status=503)
+    assert await store.finish_and_claim([], 5) == ([], [], T0 + 1 + 30)
+    with pytest.raises(ValueError, match="limit"):
+        await store.finish_and_claim([], -1)
+
+
 async def test_outcomes_need_an_uploading_report(store: Store) -> None:
     await store.enqueue([report(1)])
     with pytest.raises(StoreError, match="is pending, not uploading"):
