@@ -441,19 +441,24 @@ def _convert_many(
 def _file_away_many(
     jobs: Sequence[tuple[PostAction, Path, Path, postaction.FileSig]],
 ) -> list[Path | Exception | None]:
-    """Apply each post-action (worker thread): the new path, ``None``, or the failure."""
-    out: list[Path | Exception | None] = []
-    for action, path, directory, sig in jobs:
-        try:
-            if action is PostAction.KEEP:
-                out.append(None)
-            elif action is PostAction.DELETE:
+    """Apply each post-action (worker thread): the new path, ``None``, or the failure.
+
+    Moves share their folder fsyncs (:func:`postaction.move_files`).
+    """
+    out: list[Path | Exception | None] = [None] * len(jobs)
+    moves: list[int] = []
+    for index, (action, path, _, sig) in enumerate(jobs):
+        if action is PostAction.DELETE:
+            try:
                 postaction.delete_file(path, expect=sig)
-                out.append(None)
-            else:
-                out.append(postaction.move_file(path, directory, expect=sig))
-        except Exception as exc:  # SourceChanged, OSError, or a bug: reported per file
-            out.append(exc)
+            except Exception as exc:  # SourceChanged, OSError, or a bug: reported per file
+                out[index] = exc
+        elif action is not PostAction.KEEP:
+            moves.append(index)
+    if moves:
+        moved = postaction.move_files([(jobs[i][1], jobs[i][2], jobs[i][3]) for i in moves])
+        for index, result in zip(moves, moved, strict=True):
+            out[index] = result
     return out
 
 

@@ -32,6 +32,7 @@ import shutil
 import stat
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,6 +50,7 @@ __all__ = [
     "file_sig",
     "fsync_dir",
     "move_file",
+    "move_files",
     "numbered",
     "read_source",
     "reject_file",
@@ -304,6 +306,16 @@ class Placed:
     sidecar: Path | None = None
 
 
+@attrs.frozen
+class _Linked:
+    """A file with its new name made (not yet durable) and its old name still there."""
+
+    placed: Placed
+    source: Path
+    staged: Path
+    renamed: bool
+
+
 def _place(
     source: Path,
     directory: Path,
@@ -312,6 +324,35 @@ def _place(
     expect: FileSig | None,
     sidecar_text: str | None,
 ) -> Placed:
+    linked = _link(source, directory, name, expect=expect, sidecar_text=sidecar_text)
+    # The new name is on disk before the old one goes.
+    fsync_dir(directory)
+    _finish(linked)
+    return linked.placed
+
+
+def _finish(linked: _Linked) -> None:
+    """Remove the old name (and a temporary copy's name) once the new one is durable."""
+    source, staged = linked.source, linked.staged
+    if staged is not source and not linked.renamed:
+        os.unlink(staged)  # the copy's temporary name; a leftover one would be harmless
+    if staged is not source or not linked.renamed:
+        # Removed by someone else meanwhile is fine: our copy is safe.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(source)
+    # The removal of the old name is not fsynced: if a power cut undoes it, the file is
+    # back in the watch folder, recognised (its hash is recorded, or it fails the same
+    # way again), and its move is finished then (see _placed_before).
+
+
+def _link(
+    source: Path,
+    directory: Path,
+    name: str,
+    *,
+    expect: FileSig | None,
+    sidecar_text: str | None,
+) -> _Linked:
     ensure_dir(directory)
     _check_unchanged(source, expect)
     source_st = os.lstat(source)
@@ -330,10 +371,8 @@ def _place(
                 side = directory / f"{candidate}{SIDECAR_SUFFIX}"
                 if sidecar_text is not None and not os.path.lexists(side):
                     _create_exclusive(side, sidecar_text)
-                fsync_dir(directory)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(source)
-                return Placed(target, side if sidecar_text is not None else None)
+                placed = Placed(target, side if sidecar_text is not None else None)
+                return _Linked(placed, source, source, renamed=False)
             if sidecar_text is not None and sidecar is None:
                 # Both names must be free. The sidecar is claimed and written (fsync-ed)
                 # first, so a file in the error folder always has its explanation beside
@@ -363,19 +402,7 @@ def _place(
         if staged is not source:
             _unlink_quietly(staged)
         raise
-    # The new name is on disk before the old one goes.
-    fsync_dir(directory)
-    if staged is not source and not renamed:
-        os.unlink(staged)  # the copy's temporary name; a leftover one would be harmless
-    if staged is not source or not renamed:
-        # Removed by someone else meanwhile is fine: our copy is safe.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(source)
-    # The removal of the old name is not fsynced: if a power cut undoes it, the file is
-    # back in the watch folder, recognised (its hash is recorded, or it fails the same
-    # way again), and this move is finished then (see _placed_before). One directory
-    # fsync per file instead of two.
-    return Placed(target, sidecar)
+    return _Linked(Placed(target, sidecar), source, staged, renamed)
 
 
 def move_file(
@@ -388,6 +415,45 @@ def move_file(
     file no longer has that signature.
     """
     return _place(source, directory, name or source.name, expect=expect, sidecar_text=None).path
+
+
+def move_files(
+    jobs: Sequence[tuple[Path, Path, FileSig | None]],
+) -> list[Path | Exception]:
+    """:func:`move_file` for many ``(source, directory, expect)``: one fsync per folder.
+
+    Every new name is made first, then each target folder is fsynced once, then the old
+    names are removed. Returns, in order, each file's new path or what went wrong with it
+    (:class:`SourceChanged`, an ``OSError``); one file failing does not stop the others.
+    """
+    linked: list[_Linked | Exception] = []
+    for source, directory, expect in jobs:
+        try:
+            linked.append(_link(source, directory, source.name, expect=expect, sidecar_text=None))
+        except Exception as exc:
+            linked.append(exc)
+    unsynced: dict[Path, OSError] = {}
+    for folder in dict.fromkeys(i.placed.path.parent for i in linked if isinstance(i, _Linked)):
+        try:
+            fsync_dir(folder)
+        except OSError as exc:
+            unsynced[folder] = exc
+    out: list[Path | Exception] = []
+    for item in linked:
+        if isinstance(item, Exception):
+            out.append(item)
+        elif item.placed.path.parent in unsynced:
+            # The new name may not survive a power cut: keep the old one too. The file is
+            # recognised as queued next time and its move finished then.
+            out.append(unsynced[item.placed.path.parent])
+        else:
+            try:
+                _finish(item)
+            except OSError as exc:
+                out.append(exc)
+            else:
+                out.append(item.placed.path)
+    return out
 
 
 def reject_file(

@@ -22,6 +22,7 @@ from pywats.postaction import (
     ensure_dir,
     file_sig,
     move_file,
+    move_files,
     numbered,
     read_source,
     reject_file,
@@ -218,6 +219,44 @@ def test_a_copy_across_file_systems_cut_off_by_a_crash_is_finished(
     source.write_bytes(b"payload")
     assert move_file(source, other_fs) == other_fs / "b.1.json"
     assert listing(other_fs) == ["a.json", "b.1.json", "b.json"]
+
+
+def test_move_files_moves_each_and_reports_each_failure(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    done = tmp_path / "done"
+    (done / "b.json").parent.mkdir(parents=True)
+    (done / "b.json").write_bytes(b"an older b")
+    sources = {name: inbox / name for name in ("a.json", "b.json", "gone.json", "changed.json")}
+    for name, path in sources.items():
+        path.write_bytes(name.encode())
+    changed_sig = file_sig(sources["changed.json"])
+    sources["changed.json"].write_bytes(b"rewritten after it was read")
+    sources["gone.json"].unlink()
+    results = move_files(
+        [
+            (sources["a.json"], done, file_sig(sources["a.json"])),
+            (sources["b.json"], done / "sub", None),
+            (sources["b.json"].with_name("missing.json"), done, None),
+            (sources["changed.json"], done, changed_sig),
+        ]
+    )
+    assert results[0] == done / "a.json"
+    assert results[1] == done / "sub" / "b.json"
+    assert isinstance(results[2], FileNotFoundError)
+    assert isinstance(results[3], SourceChanged)
+    assert listing(inbox) == ["changed.json"]  # the changed file is left for another round
+    assert listing(done) == ["a.json", "b.json", "sub"]
+    assert (done / "a.json").read_bytes() == b"a.json"
+    assert (done / "b.json").read_bytes() == b"an older b"
+    # A name clash within one call is numbered too.
+    (inbox / "x").mkdir()
+    (inbox / "y").mkdir()
+    (inbox / "x" / "r.json").write_bytes(b"x")
+    (inbox / "y" / "r.json").write_bytes(b"y")
+    moved = move_files([(inbox / "x" / "r.json", done, None), (inbox / "y" / "r.json", done, None)])
+    assert moved == [done / "r.json", done / "r.1.json"]
+    assert (done / "r.1.json").read_bytes() == b"y"
 
 
 def test_ensure_dir(tmp_path: Path) -> None:
