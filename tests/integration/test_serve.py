@@ -156,6 +156,32 @@ def test_sigterm_during_a_burst_exits_cleanly_and_a_restart_drains_the_rest(
         slow.stop()
 
 
+def test_a_second_sigint_stops_at_once_and_loses_nothing(tmp_path: Path) -> None:
+    # Uploads that would hang for a minute: a graceful stop would wait its 10 s deadline.
+    stuck = ReceiverProcess(tmp_path / "stuck.db", "--latency-ms", "60000")
+    try:
+        inst = Instance(tmp_path, "ict", server_url=stuck.url, workers=2)
+        ids = inst.drop(5)
+        with running(inst.serve()) as proc:
+            wait_for(lambda: not inst.files_left(), timeout=30, what="every file queued")
+            wait_for(lambda: inst.queue_counts()["uploading"] == 2, timeout=30, what="2 uploads")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            wait_for(
+                lambda: "stopping gracefully" in inst.log(), timeout=10, what="the graceful stop"
+            )
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 130
+            assert time.monotonic() - started < 8  # well inside the 10 s upload deadline
+        assert "second SIGINT: stopping at once" in inst.log()
+        assert "Traceback" not in inst.log()
+        counts = inst.queue_counts()
+        assert sum(counts.values()) == len(ids)  # nothing lost
+        assert counts["done"] == 0
+    finally:
+        stuck.stop()
+
+
 def test_a_second_serve_of_the_same_instance_is_refused(tmp_path: Path) -> None:
     inst = Instance(tmp_path, "ict", server_url=None)
     with running(inst.serve()) as first:
