@@ -45,7 +45,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pywats.store import NewReport, Store
-from pywats.uploader import Uploader, UploaderConfig, UploaderState
+from pywats.upload import Uploader, UploaderConfig, UploaderState
 from tests.report.minimal import uut
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -28,7 +28,7 @@ from pywats.errors import ConfigError
 from pywats.pipeline import FolderConfig, Pipeline
 from pywats.sdnotify import Notifier, Watchdog
 from pywats.store import QueueStats, Store
-from pywats.uploader import Uploader, UploaderConfig, UploaderState
+from pywats.upload import Uploader, UploaderConfig, UploaderState
 
 log = logging.getLogger("pywats.service")
 

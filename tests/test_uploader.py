@@ -32,7 +32,7 @@ import trio.testing
 
 from pywats.receiver import SERVER_VERSION, Receiver, ReceiverConfig
 from pywats.store import NewReport, QueueState, Store
-from pywats.uploader import Uploader, UploaderConfig, UploaderState, UploaderStatus
+from pywats.upload import Uploader, UploaderConfig, UploaderState, UploaderStatus
 from tests.report.minimal import uut
 
 T0 = 1_700_000_000.0

@@ -31,16 +31,14 @@ import trio.testing
 from pywats.errors import ConfigError
 from pywats.retry import backoff_bound
 from pywats.store import NewReport, QueueState, Store
-from pywats.uploader import (
-    MAX_ERROR_CHARS,
+from pywats.upload import (
     Uploader,
     UploaderConfig,
     UploaderState,
     UploaderStatus,
-    _describe,
-    _server_message,
     api_base,
 )
+from pywats.upload.answers import MAX_ERROR_CHARS, describe, server_message
 
 T0 = 1_700_000_000.0
 URL = "https://wats.example.com"
@@ -584,13 +582,13 @@ def response(status: int, content: bytes, content_type: str = "application/json"
         (response(400, b"\xff\xfe not utf-8", "text/plain"), "400 Bad Request: "),
     ],
 )
-def test_server_message(answer: httpx.Response, text: str) -> None:
-    assert _server_message(answer).startswith(text)
+def testserver_message(answer: httpx.Response, text: str) -> None:
+    assert server_message(answer).startswith(text)
 
 
 def test_server_message_is_one_bounded_line() -> None:
     answer = response(400, json.dumps({"message": "x\n" * 5000}).encode())
-    message = _server_message(answer)
+    message = server_message(answer)
     assert "\n" not in message
     assert len(message) == MAX_ERROR_CHARS
     assert message.endswith("…")
@@ -618,10 +616,10 @@ def test_server_message_is_one_bounded_line() -> None:
     ],
 )
 def test_describe_transport_errors(error: Exception, text: str) -> None:
-    assert _describe(error, UploaderConfig()).startswith(text)
+    assert describe(error, UploaderConfig()).startswith(text)
 
 
 def test_describe_finds_the_message_on_a_cause() -> None:
     error = httpx.ConnectError("")
     error.__cause__ = OSError(113, "No route to host")
-    assert _describe(error, UploaderConfig()) == "cannot connect: [Errno 113] No route to host"
+    assert describe(error, UploaderConfig()) == "cannot connect: [Errno 113] No route to host"

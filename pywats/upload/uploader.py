@@ -48,275 +48,36 @@ times the store records.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
-import json
 import logging
 import math
 import random
-import re
-import ssl
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import trio
 
-from pywats import __version__, retry
-from pywats.errors import ConfigError, NotFoundError, StoreError
+from pywats import retry
+from pywats.errors import NotFoundError, StoreError
 from pywats.retry import Outcome
 from pywats.store import Claim, Store
+from pywats.upload.answers import describe, one_line, server_message, version_text
+from pywats.upload.client import display_url, headers, make_client, timeout
+from pywats.upload.config import SUBMIT_PATH, VERSION_PATH, UploaderConfig, api_base
+from pywats.upload.status import UploaderState, UploaderStatus
+from pywats.upload.wakeup import Wakeup
 
-__all__ = [
-    "DEFAULT_WORKERS",
-    "Uploader",
-    "UploaderConfig",
-    "UploaderState",
-    "UploaderStatus",
-    "api_base",
-]
+__all__ = ["Uploader"]
 
 log = logging.getLogger("pywats.uploader")
-
-DEFAULT_WORKERS = 5
-"""Uploads that run at once."""
-
-MAX_ERROR_CHARS = 500
-"""Longest error text kept (in the queue's ``last_error``, the status and the log)."""
-
-SUBMIT_PATH = "/Report/WSJF"
-VERSION_PATH = "/App/Version"
 
 # Release and close run shielded after a cancellation; if the store or a socket hangs,
 # these bound how long run() can take to return anyway.
 _RELEASE_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 2.0
-
-_TAG = re.compile(r"<[^>]*>")
-
-
-# --- configuration ---------------------------------------------------------------------
-
-
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):  # also refuses NaN
-        raise ConfigError(attribute.name, f"must be a positive number, got {value!r}")
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(attribute.name, f"must be a number >= 0, got {value!r}")
-
-
-def _worker_count(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-        raise ConfigError(attribute.name, f"must be a whole number from 1 to 100, got {value!r}")
-
-
-def _http_url(name: str, value: str, *, allow_userinfo: bool) -> httpx.URL:
-    # The text is only echoed when it cannot hold a password.
-    try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise ConfigError(name, f"not a valid URL ({exc})") from exc
-    if url.scheme not in ("http", "https"):
-        raise ConfigError(name, "must start with http:// or https://")
-    if not url.host:
-        raise ConfigError(name, "must name a host (https://wats.example.com)")
-    if url.userinfo and not allow_userinfo:
-        raise ConfigError(name, "must not contain a user name or password (use the token)")
-    if url.query or url.fragment:
-        raise ConfigError(name, "must not have a query (?...) or fragment (#...)")
-    return url
-
-
-def _server_url(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        _http_url(attribute.name, value, allow_userinfo=False)
-
-
-def _proxy_url(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        _http_url(attribute.name, value, allow_userinfo=True)
-
-
-def _token(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    # Never echo the value: it is the credential.
-    if value is None:
-        return
-    if not value:
-        raise ConfigError(attribute.name, "is empty (leave it out to send no token)")
-    if value != value.strip() or not value.isprintable() or not value.isascii():
-        raise ConfigError(
-            attribute.name, "must be one line of printable ASCII without surrounding blanks"
-        )
-
-
-@attrs.frozen
-class UploaderConfig:
-    """How an :class:`Uploader` reaches the server. Invalid values raise
-    :class:`~pywats.errors.ConfigError` naming the field (never showing the token)."""
-
-    url: str | None = attrs.field(default=None, validator=_server_url)
-    """The WATS server, ``https://wats.example.com`` (a trailing ``/api`` and slashes are
-    fine, and so is a path prefix behind a reverse proxy). ``None``: upload nothing."""
-    token: str | None = attrs.field(default=None, repr=False, validator=_token)
-    """Sent as ``Authorization: Basic <token>``, as is (it already is the base64
-    credential from the WATS Control Panel). ``None``: no Authorization header."""
-    workers: int = attrs.field(default=DEFAULT_WORKERS, validator=_worker_count)
-    """How many uploads run at once (each on its own keep-alive connection)."""
-    connect_timeout_s: float = attrs.field(default=10.0, validator=_positive)
-    """Longest wait for a TCP (and TLS) connection to be established."""
-    read_timeout_s: float = attrs.field(default=60.0, validator=_positive)
-    """Longest wait for the next piece of the answer once the report is sent."""
-    write_timeout_s: float = attrs.field(default=60.0, validator=_positive)
-    """Longest wait to hand the next piece of the report to the network."""
-    pool_timeout_s: float = attrs.field(default=10.0, validator=_positive)
-    """Longest wait for a free connection of the pool."""
-    verify_tls: bool = True
-    """Check the server's certificate. Turn off only for a test server."""
-    ca_file: Path | None = None
-    """PEM file of the CA certificates to trust *instead of* the built-in (certifi) ones,
-    e.g. a company CA for an on-premise server."""
-    proxy: str | None = attrs.field(default=None, validator=_proxy_url)
-    """HTTP(S) proxy URL (``http://user:password@proxy:3128``). Proxy environment
-    variables are ignored: the configuration is the only source."""
-    retry_base_s: float = attrs.field(default=retry.DEFAULT_BASE_S, validator=_positive)
-    """Upper bound of the first retry delay; it doubles per failed attempt."""
-    retry_max_s: float = attrs.field(default=retry.DEFAULT_CAP_S, validator=_positive)
-    """Cap of the retry delay's upper bound (full jitter: the delay is uniform below it)."""
-    probe_max_s: float = attrs.field(default=60.0, validator=_positive)
-    """Cap of the health probe's backoff while the server is offline."""
-    health_interval_s: float = attrs.field(default=60.0, validator=_positive)
-    """How often the probe checks an online server (version, latency, still there)."""
-    shutdown_deadline_s: float = attrs.field(default=10.0, validator=_non_negative)
-    """How long uploads in flight may take to finish at shutdown or reconfiguration."""
-
-
-def api_base(url: str) -> str:
-    """The ``.../api`` root of the endpoints for a configured server URL.
-
-    ``https://h``, ``https://h/``, ``https://h/api`` and ``https://h/api/`` all give
-    ``https://h/api``; a path prefix is kept (``https://h/wats/api/`` -> ``https://h/wats/api``).
-
-    Raises:
-        ConfigError: not an http(s) URL with a host (key ``url``).
-    """
-    parsed = _http_url("url", url, allow_userinfo=False)
-    path = parsed.path.rstrip("/")
-    if path.lower().endswith("/api"):
-        path = path[: -len("/api")].rstrip("/")
-    return str(parsed.copy_with(path=f"{path}/api"))
-
-
-def _headers(config: UploaderConfig) -> dict[str, str]:
-    headers = {"Accept": "application/json", "User-Agent": f"pywats/{__version__}"}
-    if config.token is not None:
-        headers["Authorization"] = f"Basic {config.token}"
-    return headers
-
-
-def _timeout(config: UploaderConfig) -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=config.connect_timeout_s,
-        read=config.read_timeout_s,
-        write=config.write_timeout_s,
-        pool=config.pool_timeout_s,
-    )
-
-
-def _make_client(
-    config: UploaderConfig, transport: httpx.AsyncBaseTransport | None
-) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
-    """Build the shared client and the transport under it. Runs in a worker thread:
-    loading CA files is disk work.
-
-    Uploads go to the transport directly (see ``Uploader._post``); the client, over the
-    same transport and connection pool, serves the health probe.
-    """
-    if transport is None:  # else tests: TLS, proxy and pool belong to the given transport
-        verify: ssl.SSLContext | bool = False
-        if config.verify_tls:
-            # verify=True would load certifi's bundle on first use, on the event loop; an
-            # explicit context loads it here, in the thread. ca_file replaces it (like curl
-            # --cacert): an on-premise CA is usually all that should be trusted.
-            if config.ca_file is not None:
-                verify = ssl.create_default_context(cafile=str(config.ca_file))
-            else:
-                import certifi
-
-                verify = ssl.create_default_context(cafile=certifi.where())
-        # One connection per worker plus one for the probe, all kept alive between uploads.
-        pool = config.workers + 1
-        transport = httpx.AsyncHTTPTransport(
-            verify=verify,
-            proxy=config.proxy,
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            # Environment proxies and SSL_CERT_FILE would change behaviour behind the
-            # configuration's back.
-            trust_env=False,
-        )
-    client = httpx.AsyncClient(
-        headers=_headers(config),
-        timeout=_timeout(config),
-        transport=transport,
-        follow_redirects=False,
-        # ~/.netrc could replace our Authorization header.
-        trust_env=False,
-    )
-    return client, transport
-
-
-def _display_url(url: str) -> str:
-    # What status and logs show: the configured server, never a user or password.
-    return str(httpx.URL(url).copy_with(userinfo=b""))
-
-
-# --- status ----------------------------------------------------------------------------
-
-
-class UploaderState(enum.StrEnum):
-    """What the uploader is doing, as a whole."""
-
-    DISABLED = "disabled"
-    """No server URL configured: nothing is sent, reports stay pending."""
-    ONLINE = "online"
-    """The server answers; reports are uploaded."""
-    OFFLINE = "offline"
-    """Connecting, or the server cannot be reached; one probe checks it with backoff."""
-    PAUSED = "paused"
-    """Stopped until :meth:`Uploader.resume` or :meth:`Uploader.reconfigure` (``reason``
-    says why: token refused, URL wrong, bad TLS setup, or the operator)."""
-
-
-@attrs.frozen
-class UploaderStatus:
-    """A snapshot of the uploader for ``pywats status``, the TUI and logs. Never holds
-    the token."""
-
-    state: UploaderState
-    reason: str
-    """One line for a person: what the state means right now and what to do."""
-    server_url: str | None
-    """The configured server (without user or password), ``None`` when disabled."""
-    server_version: str | None
-    """What the server's ``/api/App/Version`` answered last, ``None`` until it has."""
-    latency_ms: float | None
-    """Round trip of the last successful probe; ``None`` while offline or disabled."""
-    last_error: str | None
-    """The latest failure (upload or probe), one line."""
-    uploaded: int
-    """Reports the server accepted (2xx) since the uploader was made."""
-    failed: int
-    """Reports the server rejected for good (moved to ``failed``)."""
-    retried: int
-    """Transient failures that scheduled a retry."""
-    in_flight: int
-    """Uploads running now."""
 
 
 class _PauseKind(enum.Enum):
@@ -334,171 +95,6 @@ class _Answer:
     error: str
     """One line for the queue's last_error and the log (empty for 2xx)."""
     retry_after: str | None = None
-
-
-class _Wakeup:
-    """ "Something changed": tasks wait on it (with a timeout, or alongside another wait),
-    any code wakes them all.
-
-    A task that awaits something else between looking at the state and waiting passes
-    the :meth:`mark` it took before looking, so a wake-up that came in between is not
-    lost (the same idea as ``Store.generation``).
-    """
-
-    def __init__(self) -> None:
-        self._scopes: set[trio.CancelScope] = set()
-        self._fired = 0
-
-    def mark(self) -> int:
-        """A token for :meth:`wait`'s ``since``."""
-        return self._fired
-
-    def fire(self) -> None:
-        self._fired += 1
-        for scope in list(self._scopes):
-            scope.cancel()
-
-    async def wait(
-        self,
-        timeout: float = math.inf,
-        until: Callable[[], Awaitable[object]] | None = None,
-        *,
-        since: int | None = None,
-    ) -> None:
-        """Return when fired (or fired since ``since``), after ``timeout`` s, or when
-        ``until()`` returns."""
-        if since is not None and since != self._fired:
-            await trio.lowlevel.checkpoint()
-            return
-        with trio.move_on_after(max(0.0, timeout)) as scope:
-            self._scopes.add(scope)
-            try:
-                if until is None:
-                    await trio.sleep_forever()
-                else:
-                    await until()
-            finally:
-                self._scopes.discard(scope)
-
-
-# --- texts -----------------------------------------------------------------------------
-
-
-def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from, outermost first."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _detail(exc: BaseException) -> str:
-    # httpx often re-raises with an empty message; the text is then on a cause.
-    for cause in _causes(exc):
-        text = _one_line(str(cause), 300)
-        if text:
-            return text
-    return ""
-
-
-def _describe(exc: Exception, config: UploaderConfig) -> str:
-    """One line saying why a request got no answer (httpx messages can be empty)."""
-    detail = _detail(exc)
-    if isinstance(exc, httpx.ConnectTimeout):
-        text = f"connecting timed out after {config.connect_timeout_s:g} s"
-        detail = ""
-    elif isinstance(exc, httpx.ReadTimeout):
-        text = f"no answer within {config.read_timeout_s:g} s (read timeout)"
-        detail = ""
-    elif isinstance(exc, httpx.WriteTimeout):
-        text = f"sending timed out after {config.write_timeout_s:g} s"
-        detail = ""
-    elif isinstance(exc, httpx.PoolTimeout):
-        text = f"no free connection within {config.pool_timeout_s:g} s"
-        detail = ""
-    elif isinstance(exc, httpx.ProxyError):
-        text = "proxy error"
-    elif isinstance(exc, httpx.ConnectError):
-        tls = [c for c in _causes(exc) if isinstance(c, ssl.SSLError)]
-        if tls:
-            text, detail = "TLS handshake failed", _one_line(str(tls[0]), 300)
-        else:
-            text = "cannot connect"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        if "without sending a response" in detail:
-            text, detail = "the server closed the connection without answering", ""
-        else:
-            text = "the server's answer is not valid HTTP"
-    elif isinstance(exc, httpx.ReadError):
-        text = "connection lost while waiting for the answer"
-    elif isinstance(exc, httpx.WriteError):
-        text = "connection lost while sending"
-    elif isinstance(exc, httpx.RequestError):
-        text = f"request failed ({type(exc).__name__})"
-    else:
-        text = f"unexpected error ({type(exc).__name__})"
-    return _one_line(f"{text}: {detail}" if detail else text)
-
-
-def _message_from_json(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, dict):
-        return None
-    # pyWATS reads message/Message/error; ASP.NET problem details use title/detail/errors.
-    for key in ("message", "Message", "error", "Error", "detail", "title"):
-        found = value.get(key)
-        if isinstance(found, str) and found.strip():
-            text = found
-            break
-    else:
-        text = ""
-    errors = value.get("errors")
-    if isinstance(errors, dict) and errors:
-        listed = "; ".join(
-            f"{field}: {', '.join(map(str, problems)) if isinstance(problems, list) else problems}"
-            for field, problems in errors.items()
-        )
-        text = f"{text} ({listed})" if text else listed
-    return text or None
-
-
-def _server_message(response: httpx.Response) -> str:
-    """``<status> <reason>: <the server's message>`` on one bounded line."""
-    head = f"{response.status_code} {response.reason_phrase}".strip()
-    message: str | None = None
-    # Not JSON raises ValueError (so does UnicodeDecodeError); then the text is the message.
-    with contextlib.suppress(ValueError):
-        message = _message_from_json(json.loads(response.content))
-    if message is None:
-        text = response.text
-        if "html" in response.headers.get("content-type", "").lower():
-            text = _TAG.sub(" ", text)
-        message = text
-    if response.status_code in range(300, 400) and "location" in response.headers:
-        message = f"redirected to {response.headers['location']} {message}"
-    message = _one_line(message)
-    return _one_line(f"{head}: {message}" if message else head)
-
-
-def _version_text(response: httpx.Response) -> str:
-    try:
-        value: object = response.json()
-    except ValueError:
-        value = response.text
-    if not isinstance(value, str):
-        value = json.dumps(value, separators=(",", ":"))
-    return _one_line(value, 100) or "(empty)"
-
-
-# --- the uploader ----------------------------------------------------------------------
 
 
 class Uploader:
@@ -563,9 +159,9 @@ class Uploader:
         self._session_deadline = math.inf
         self._uploads_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
-        self._dispatch_wake = _Wakeup()
-        self._probe_wake = _Wakeup()
-        self._control_wake = _Wakeup()
+        self._dispatch_wake = Wakeup()
+        self._probe_wake = Wakeup()
+        self._control_wake = Wakeup()
         self._generation = 0
         self._changed = trio.Event()
         self._shown_url = ("", "")
@@ -609,7 +205,7 @@ class Uploader:
         if url is None:
             return None
         if self._shown_url[0] != url:
-            self._shown_url = (url, _display_url(url))
+            self._shown_url = (url, display_url(url))
         return self._shown_url[1]
 
     @property
@@ -647,7 +243,7 @@ class Uploader:
             return
         log.info(
             "configuration changed; restarting uploads (server %s)",
-            "none" if config.url is None else _display_url(config.url),
+            "none" if config.url is None else display_url(config.url),
         )
         # Say so at once (a "token refused" pause must not show while the new token is
         # being tried), and stop dispatching; uploads in flight go on to the deadline.
@@ -663,7 +259,7 @@ class Uploader:
             self._touch()
         elif self._state is not UploaderState.DISABLED:
             log.info("uploading paused by the operator")
-            self._set_state(UploaderState.PAUSED, _one_line(reason))
+            self._set_state(UploaderState.PAUSED, one_line(reason))
 
     def resume(self) -> None:
         """End a pause (any kind) and check the server now; when offline, probe now.
@@ -795,7 +391,7 @@ class Uploader:
 
     async def _session(self, config: UploaderConfig, url: str) -> None:
         base = api_base(url)
-        self._display = _display_url(url)
+        self._display = display_url(url)
         # Parsed once: httpx would parse a str on every request.
         self._submit_url = httpx.URL(base + SUBMIT_PATH)
         self._version_url = httpx.URL(base + VERSION_PATH)
@@ -809,20 +405,20 @@ class Uploader:
         else:
             self._set_state(UploaderState.OFFLINE, f"connecting to {self._display}")
         try:
-            client, transport = await trio.to_thread.run_sync(_make_client, config, self._transport)
+            client, transport = await trio.to_thread.run_sync(make_client, config, self._transport)
         except Exception as exc:  # any setup failure is a state the operator can fix
             log.debug("building the HTTP client failed", exc_info=True)
             self._pause_kind = _PauseKind.SETUP
-            self._last_error = _one_line(f"cannot set up the connection: {exc}")
+            self._last_error = one_line(f"cannot set up the connection: {exc}")
             self._set_state(UploaderState.PAUSED, self._last_error)
             while not self._ending:
                 await self._control_wake.wait()
             return
         self._upload_transport = transport
         self._upload_headers = httpx.Headers(
-            {**_headers(config), "Content-Type": "application/json"}
+            {**headers(config), "Content-Type": "application/json"}
         )
-        self._upload_extensions = {"timeout": _timeout(config).as_dict()}
+        self._upload_extensions = {"timeout": timeout(config).as_dict()}
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._probe_loop, client, config)
@@ -999,17 +595,17 @@ class Uploader:
             finally:
                 await response.aclose()
         except httpx.RequestError as exc:
-            return _Answer(None, _describe(exc, config))
+            return _Answer(None, describe(exc, config))
         except Exception as exc:
             # A reply odd enough to break the HTTP stack must not stop the uploader: it
             # is the server's fault, so treat it as no answer, and keep the traceback.
             log.warning("upload of %s failed unexpectedly", claim.id, exc_info=True)
-            return _Answer(None, _describe(exc, config))
+            return _Answer(None, describe(exc, config))
         if 200 <= response.status_code <= 299:
             return _Answer(response.status_code, "")
         return _Answer(
             response.status_code,
-            self._scrub(_server_message(response)),
+            self._scrub(server_message(response)),
             response.headers.get("retry-after"),
         )
 
@@ -1184,18 +780,18 @@ class Uploader:
         try:
             response = await client.get(self._version_url)
         except httpx.RequestError as exc:
-            self._probe_failed(config, _describe(exc, config), None)
+            self._probe_failed(config, describe(exc, config), None)
             return
         except Exception as exc:
             log.warning("health probe failed unexpectedly", exc_info=True)
-            self._probe_failed(config, _describe(exc, config), None)
+            self._probe_failed(config, describe(exc, config), None)
             return
         now = trio.current_time()
         if self._state not in (UploaderState.ONLINE, UploaderState.OFFLINE):
             return  # paused (or ending) while the probe was out: its answer is stale
         outcome = retry.classify(response.status_code)
         if outcome is Outcome.DONE:
-            self._server_version = _version_text(response)
+            self._server_version = version_text(response)
             self._latency_ms = round((now - started) * 1000, 3)
             self._probe_failures = 0
             self._next_probe_at = now + config.health_interval_s
@@ -1206,7 +802,7 @@ class Uploader:
                 )
             self._touch()
             return
-        error = self._scrub(_server_message(response))
+        error = self._scrub(server_message(response))
         if outcome is Outcome.AUTH:
             self._last_error = f"health probe: {error}"
             self._pause(
