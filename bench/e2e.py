@@ -2,16 +2,31 @@
 Prints figures; not a test.
 
     .venv/bin/python bench/e2e.py [--files N] [--runs N] [--idle-s S]
+        [--server receiver|plain] [--recovery-files N] [--outage-s S]
+        [--recovery-timeout-s S]
 
+``--server plain`` runs everything against ``bench/plain_server.py`` (the stdlib's HTTP
+stack) instead of ``pywats receiver``, to tell the server's cost from the uploader's; it
+cannot inject faults, so the recovery figure is skipped. In order, it prints:
+
+* the machine and the server in use;
 * throughput: N small WSJF files dropped into the watch folder at once (service running and
-  idle) -> time until the receiver holds all of them (files/s);
+  idle) -> time until the server holds all of them (files/s), and the CPU time the
+  service and the server spent per file;
 * latency: one file into an idle service -> time to its durable queue row and to its
-  arrival at the receiver (p50/p99 over ``--runs``);
+  arrival at the server (p50/p99 over ``--runs``);
+* recovery (receiver only): with the service idle, the receiver is switched (``PUT
+  /faults``) to answer 500 to every report upload (the version probe stays healthy),
+  ``--recovery-files`` files are dropped in, the errors are kept for ``--outage-s``
+  seconds from the switch, then the receiver is healed -> time from healing until it
+  holds every one of those reports, the upload attempts it answered 500 during the
+  outage, and the duplicates it got while catching up. A report missing after
+  ``--recovery-timeout-s`` prints a FAILED line (and the exit status is 1);
 * idle cost: CPU % of one core and RSS of the service over ``--idle-s`` seconds with
   nothing to do (after the runs above, so every code path has been loaded).
 
 Targets (docs/performance.md, 2-core machine): >= 300 files/s; p50 <= 50 ms to received;
-idle CPU <= 0.5 % of a core; RSS <= 60 MiB.
+recovery <= 2 s after a 5 s burst of 500s; idle CPU <= 0.5 % of a core; RSS <= 60 MiB.
 """
 
 from __future__ import annotations
@@ -22,10 +37,12 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 # bench/ holds queue.py, named like the stdlib module trio imports: replace this script's
 # folder on the path by the repository root (for the test harness).
@@ -35,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.integration.harness import (
     Instance,
+    PlainServerProcess,
     ReceiverProcess,
     report_bytes,
     running,
@@ -43,6 +61,18 @@ from tests.integration.harness import (
 )
 
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Server(Protocol):
+    """What the benchmark needs of a server process (ReceiverProcess, PlainServerProcess)."""
+
+    url: str
+    db: Path
+    proc: subprocess.Popen[str]
+
+    def stats(self) -> dict[str, int]: ...
+
+    def stop(self) -> None: ...
 
 
 def cpu_seconds(pid: int) -> float:
@@ -73,20 +103,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def burst(inst: Instance, receiver: ReceiverProcess, root: Path, files: int, pid: int) -> None:
-    """Rename ``files`` reports into the watch folder at once; time until all received.
-
-    Also prints the CPU time the service (``pid``) and the receiver spent per file: on a
-    shared or noisy machine it varies less than the rate, so it shows what a change did.
-    """
-    staging = root / "staging"
+def stage(root: Path, prefix: str, files: int, first_index: int) -> tuple[Path, list[str]]:
+    """Write ``files`` reports into a fresh folder beside the watch folder (same file
+    system, so a rename moves them in at once); the folder and the names."""
+    staging = root / f"staging-{prefix}"
     staging.mkdir()
     names = []
-    for index in range(files):
+    for index in range(first_index, first_index + files):
         _, data = report_bytes(index)
-        name = f"t{index:07d}.json"
+        name = f"{prefix}{index:07d}.json"
         (staging / name).write_bytes(data)
         names.append(name)
+    return staging, names
+
+
+def burst(inst: Instance, receiver: Server, root: Path, files: int, pid: int, label: str) -> None:
+    """Rename ``files`` reports into the watch folder at once; time until all received.
+
+    Also prints the CPU time the service (``pid``) and the server spent per file: on a
+    shared or noisy machine it varies less than the rate, so it shows what a change did.
+    """
+    staging, names = stage(root, "t", files, 0)
     base = receiver.stats()["unique"]
     cpu_serve, cpu_receiver = cpu_seconds(pid), cpu_seconds(receiver.proc.pid)
     started = time.perf_counter()
@@ -103,10 +140,10 @@ def burst(inst: Instance, receiver: ReceiverProcess, root: Path, files: int, pid
     receiver_ms = (cpu_seconds(receiver.proc.pid) - cpu_receiver) * 1000 / files
     rate = files / elapsed
     print(f"burst of {files} files: {elapsed:.2f} s -> {rate:,.0f} files/s (target >= 300)")
-    print(f"  CPU per file: serve {serve_ms:.2f} ms, receiver {receiver_ms:.2f} ms")
+    print(f"  CPU per file: serve {serve_ms:.2f} ms, {label} {receiver_ms:.2f} ms")
 
 
-def latency(inst: Instance, receiver: ReceiverProcess, runs: int) -> None:
+def latency(inst: Instance, receiver: Server, runs: int) -> None:
     """One file at a time into an idle service: ms to its queue row and to the receiver."""
     to_row: list[float] = []
     to_received: list[float] = []
@@ -136,6 +173,58 @@ def latency(inst: Instance, receiver: ReceiverProcess, runs: int) -> None:
     print("  (target: p50 to received <= 50 ms)")
 
 
+def recovery(
+    inst: Instance,
+    receiver: ReceiverProcess,
+    root: Path,
+    files: int,
+    outage_s: float,
+    timeout_s: float,
+) -> bool:
+    """A burst of 500s on every report upload while ``files`` reports arrive, then
+    healing: print the time until the receiver holds them all; False if it never did
+    within ``timeout_s`` of healing (or no upload was seen failing)."""
+    staging, names = stage(root, "rec", files, 2 * 10**6)
+    what = f"recovery after a {outage_s:g} s burst of 500s"
+    before = receiver.stats()
+    # fail_health stays off: the version probe answers, so the service sees a server
+    # that is up and refuses uploads (its retry path), not one that is offline.
+    receiver.set_faults(fail_rate=1.0, fail_status=500)
+    outage_end = time.perf_counter() + outage_s
+    for name in names:
+        os.rename(staging / name, inst.watch / name)
+    # A fixed stretch of errors, not a wait for a condition: the uploads fail all along.
+    time.sleep(max(0.0, outage_end - time.perf_counter()))
+    # Taken before the PUT that heals, so the figure is an upper bound (by the PUT's
+    # round trip, well under a millisecond on loopback).
+    healed = time.perf_counter()
+    receiver.set_faults()
+    # The receiver applies the change before it answers, so no failure is counted after.
+    during = receiver.stats()
+    attempts = during["failed_injected"] - before["failed_injected"]
+    deadline = healed + timeout_s
+    while (got := receiver.stats()["unique"] - before["unique"]) < files:
+        if time.perf_counter() > deadline:
+            print(
+                f"{what}: FAILED, {got} of {files} reports received within {timeout_s:g} s"
+                " of healing (target <= 2 s)"
+            )
+            print(f"  upload attempts answered 500 during the outage: {attempts}")
+            return False
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - healed
+    duplicates = receiver.stats()["duplicates"] - during["duplicates"]
+    print(f"{what}: {elapsed:.2f} s (target <= 2 s)")
+    print(
+        f"  upload attempts answered 500 during the outage: {attempts};"
+        f" duplicates while catching up: {duplicates}"
+    )
+    if attempts == 0:
+        print("  no upload was refused during the outage: this figure measured nothing")
+        return False
+    return True
+
+
 def idle(pid: int, seconds: float) -> None:
     """CPU % of one core and peak RSS of ``pid`` over ``seconds`` of doing nothing."""
     time.sleep(1.0)
@@ -154,26 +243,62 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--idle-s", type=float, default=60.0)
+    parser.add_argument(
+        "--server",
+        choices=("receiver", "plain"),
+        default="receiver",
+        help="pywats receiver (default) or bench/plain_server.py (stdlib HTTP, no faults)",
+    )
+    parser.add_argument(
+        "--recovery-files", type=int, default=200, help="files sent into the outage (0: skip)"
+    )
+    parser.add_argument("--outage-s", type=float, default=5.0, help="length of the 500 burst")
+    parser.add_argument(
+        "--recovery-timeout-s",
+        type=float,
+        default=60.0,
+        help="give up on the recovery this long after healing",
+    )
     args = parser.parse_args()
     print(
         f"pywats e2e benchmark on {platform.node()} ({os.cpu_count()} CPUs),"
         f" Python {platform.python_version()}"
     )
+    ok = True
     with tempfile.TemporaryDirectory(prefix="pywats-e2e-") as tmp:
         root = Path(tmp)
-        receiver = ReceiverProcess(root / "receiver.db")
+        receiver: Server
+        if args.server == "plain":
+            receiver = PlainServerProcess(root / "plain.db")
+            label = "plain server"
+            print("server: bench/plain_server.py (stdlib http.server, HTTP/1.1 keep-alive)")
+        else:
+            receiver = ReceiverProcess(root / "receiver.db")
+            label = "receiver"
+            print("server: pywats receiver (h11 over trio)")
         try:
             inst = Instance(root, "bench", server_url=receiver.url)
             with running(inst.serve()) as proc:
                 inst.wait_ready()
-                burst(inst, receiver, root, args.files, proc.pid)
+                burst(inst, receiver, root, args.files, proc.pid, label)
                 latency(inst, receiver, args.runs)
+                if not isinstance(receiver, ReceiverProcess):
+                    print("recovery: skipped (the plain server cannot inject faults)")
+                elif args.recovery_files > 0:
+                    ok = recovery(
+                        inst,
+                        receiver,
+                        root,
+                        args.recovery_files,
+                        args.outage_s,
+                        args.recovery_timeout_s,
+                    )
                 idle(proc.pid, args.idle_s)
                 stop(proc)
             inst.notify.close()
         finally:
             receiver.stop()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -17,22 +17,32 @@ A request goes through these steps, in order; the first that answers wins:
    connection;
 2. routing: an unknown path gets 404, a known path with the wrong method 405 (with
    ``Allow``); paths are matched case-insensitively, like the real server;
-3. auth: with a token configured, every ``/api/`` request must carry
+3. auth: with a token configured, every ``/api/`` request and ``/faults`` must carry
    ``Authorization: Basic <token>`` exactly, else 401 (``/stats`` is open);
 4. faults, for *faultable* requests only (``POST /api/Report/*``, plus
-   ``GET /api/App/Version`` when ``fail_health`` is set): ``latency_s`` of sleep, then the
-   first ``fail_first`` faultable requests get ``fail_first_status``, later ones get
-   ``fail_status`` with probability ``fail_rate``; injected failures carry ``Retry-After``
-   when configured and store nothing;
+   ``GET /api/App/Version`` when ``fail_health`` is set; never ``/faults`` or ``/stats``):
+   ``latency_s`` of sleep, then the first ``fail_first`` faultable requests get
+   ``fail_first_status``, later ones get ``fail_status`` with probability ``fail_rate``;
+   injected failures carry ``Retry-After`` when configured and store nothing;
 5. the endpoint: a submitted report is parsed and validated once (400 with a one-line
    message naming the field path), stored with one upsert, then with probability
    ``drop_rate`` the connection is closed without a response ("stored, response lost"),
    else 200 ``{"id": ...}``.
 
+The fault settings (:class:`Faults`) start as the config's and can be replaced while the
+server runs, in process with :meth:`Receiver.set_faults` or from another process with
+``PUT /faults`` and a JSON object of fault fields (``{"fail_rate": 1, "fail_status":
+500}``; fields left out take their defaults, so ``{}`` heals). Both answer with, and
+``GET /faults`` reads, the settings in force as a JSON object of every fault field. A bad
+body, an unknown field or a bad value gets 400 with a one-line message naming the field
+(``fail_rate: must be between 0 and 1, got 2``) and changes nothing. A change applies to
+each request that reaches a fault step after it; ``fail_first`` counts from the change.
+
 Fault decisions are drawn from ``random.Random`` streams seeded from ``seed``, one for
-failures and one for drops, so a given seed and request order always give the same faults.
-Error bodies are ``{"message": "..."}`` (one line), or that line as ``text/plain`` when the
-client's ``Accept`` asks for text and not JSON.
+failures and one for drops, so a given seed and request order (and the same changes at
+the same points) always give the same faults; a change does not reseed them. Error bodies
+are ``{"message": "..."}`` (one line), or that line as ``text/plain`` when the client's
+``Accept`` asks for text and not JSON.
 """
 
 from __future__ import annotations
@@ -171,9 +181,86 @@ def _header_value(_: object, attribute: attrs.Attribute[str | None], value: str 
 
 
 @attrs.frozen
+class Faults:
+    """The fault settings of a running :class:`Receiver`, replaced as a whole by
+    :meth:`Receiver.set_faults` or ``PUT /faults``. The defaults inject nothing; invalid
+    values raise :class:`~pywats.errors.ConfigError` naming the field. The fields and their
+    meaning are those of the same names in :class:`ReceiverConfig`."""
+
+    fail_rate: float = attrs.field(default=0.0, validator=_probability)
+    fail_status: int = attrs.field(default=503, validator=_error_status)
+    fail_first: int = attrs.field(default=0, validator=_count)
+    fail_first_status: int = attrs.field(default=503, validator=_error_status)
+    retry_after: str | None = attrs.field(default=None, validator=_header_value)
+    latency_s: float = attrs.field(default=0.0, validator=_non_negative)
+    drop_rate: float = attrs.field(default=0.0, validator=_probability)
+    fail_health: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True when any fault is injected (``fail_health`` alone injects nothing)."""
+        return bool(self.fail_rate or self.fail_first or self.latency_s or self.drop_rate)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, object]) -> Faults:
+        """Build from field names and plain values (keyword arguments or a JSON object);
+        fields not given keep their defaults. An integer is taken for a float field.
+
+        Raises:
+            ConfigError: an unknown field, a value of the wrong type or out of range;
+                ``key`` is the field name.
+        """
+        known = attrs.fields_dict(cls)
+        values: dict[str, object] = {}
+        for name, value in fields.items():
+            if name not in known:
+                raise ConfigError(name, f"not a fault field (known: {', '.join(known)})")
+            values[name] = _checked(name, known[name].type, value)
+        # _checked made the values the field types; attrs validates the ranges.
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, object]:
+        """The fields as a JSON object (what ``GET /faults`` answers)."""
+        return attrs.asdict(self)
+
+
+def _checked(name: str, annotation: object, value: object) -> object:
+    # JSON has one number type and bool is an int in Python: say plainly what is wanted
+    # instead of letting a comparison deep in a validator fail with a TypeError.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation == "float":
+        if isinstance(value, int | float) and number:
+            return float(value)
+        wanted = "a number"
+    elif annotation == "int":
+        if isinstance(value, int) and number:
+            return value
+        wanted = "an integer"
+    elif annotation == "bool":
+        if isinstance(value, bool):
+            return value
+        wanted = "true or false"
+    elif annotation == "str | None":
+        if value is None or isinstance(value, str):
+            return value
+        wanted = "a string or null"
+    else:  # pragma: no cover - a new field needs its type here
+        raise AssertionError(f"no type check for fault field {name}: {annotation}")
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError):  # an in-process caller passed a Python object
+        shown = repr(value)
+    raise ConfigError(name, f"must be {wanted}, got {shown}")
+
+
+@attrs.frozen
 class ReceiverConfig:
     """How a :class:`Receiver` listens, stores and misbehaves. Invalid values raise
-    :class:`~pywats.errors.ConfigError` naming the field."""
+    :class:`~pywats.errors.ConfigError` naming the field.
+
+    The fault fields (``fail_rate`` to ``fail_health``, gathered by :attr:`faults`) are
+    the settings the receiver starts with; :meth:`Receiver.set_faults` and ``PUT /faults``
+    replace them while it runs."""
 
     host: str = DEFAULT_HOST
     """Address to bind; loopback by default."""
@@ -206,9 +293,14 @@ class ReceiverConfig:
     """Seed of the fault decisions; None picks one at random (logged at INFO)."""
 
     @property
+    def faults(self) -> Faults:
+        """The fault settings a :class:`Receiver` starts with."""
+        return Faults(**{name: getattr(self, name) for name in attrs.fields_dict(Faults)})
+
+    @property
     def injects_faults(self) -> bool:
         """True when any fault option is active."""
-        return bool(self.fail_rate or self.fail_first or self.latency_s or self.drop_rate)
+        return self.faults.active
 
 
 def is_loopback(host: str) -> bool:
@@ -347,27 +439,38 @@ class _Store:
 
 class _Faults:
     """The fault decisions, in request order; separate random streams keep the failure
-    pattern of a seed the same whatever ``drop_rate`` is."""
+    pattern of a seed the same whatever ``drop_rate`` is.
 
-    def __init__(self, config: ReceiverConfig, seed: int) -> None:
-        self._config = config
+    Replacing the settings keeps both streams where they are (so a seed, the request
+    order and the points of change still give the same faults) and restarts the
+    ``fail_first`` count: the first K faultable requests *after the change* fail.
+    """
+
+    def __init__(self, settings: Faults, seed: int) -> None:
+        self.settings = settings
+        self.seed = seed
         self._fail = random.Random(f"{seed}:fail")
         self._drop = random.Random(f"{seed}:drop")
+        self._seen = 0
+
+    def replace(self, settings: Faults) -> None:
+        self.settings = settings
         self._seen = 0
 
     def failure(self) -> int | None:
         """The status to inject into the next faultable request, or None to serve it."""
         self._seen += 1
-        config = self._config
-        if self._seen <= config.fail_first:
-            return config.fail_first_status
-        if config.fail_rate and self._fail.random() < config.fail_rate:
-            return config.fail_status
+        settings = self.settings
+        if self._seen <= settings.fail_first:
+            return settings.fail_first_status
+        if settings.fail_rate and self._fail.random() < settings.fail_rate:
+            return settings.fail_status
         return None
 
     def drop(self) -> bool:
         """True when the response to the report just stored is to be lost."""
-        return bool(self._config.drop_rate) and self._drop.random() < self._config.drop_rate
+        rate = self.settings.drop_rate
+        return bool(rate) and self._drop.random() < rate
 
 
 # --- HTTP plumbing -------------------------------------------------------------------
@@ -443,11 +546,20 @@ class _Route(enum.Enum):
     VERSION = enum.auto()
     PROCESSES = enum.auto()
     STATS = enum.auto()
+    FAULTS = enum.auto()
 
     @property
-    def method(self) -> str:
-        """The one method the route answers."""
-        return "POST" if self in _SUBMIT_ROUTES else "GET"
+    def methods(self) -> tuple[str, ...]:
+        """The methods the route answers."""
+        if self is _Route.FAULTS:
+            return ("GET", "PUT")
+        return ("POST",) if self in _SUBMIT_ROUTES else ("GET",)
+
+    @property
+    def needs_token(self) -> bool:
+        """With a token configured, the request must carry it: all of ``/api/``, and
+        ``/faults`` because it changes what the server answers; ``/stats`` only reads."""
+        return self is not _Route.STATS
 
 
 _EXACT_ROUTES = {
@@ -456,6 +568,7 @@ _EXACT_ROUTES = {
     "/api/app/version": _Route.VERSION,
     "/api/app/processes": _Route.PROCESSES,
     "/stats": _Route.STATS,
+    "/faults": _Route.FAULTS,
 }
 _SUBMIT_ROUTES = (_Route.SUBMIT_WSJF, _Route.SUBMIT_WSXF)
 _GET_WSJF_PREFIX = "/api/report/wsjf/"
@@ -519,7 +632,8 @@ class Receiver:
         self.port: int | None = None
         """The bound port while running."""
         self._store: _Store | None = None
-        self._faults = _Faults(self.config, 0)
+        # Seeded for real by run(); the settings outlive a run (see set_faults).
+        self._faults = _Faults(self.config.faults, 0)
         self._received = 0
         self._duplicates = 0
         self._rejected = 0
@@ -549,6 +663,38 @@ class Receiver:
             connections=self._connections,
         )
 
+    @property
+    def faults(self) -> Faults:
+        """The fault settings in force (the config's until :meth:`set_faults`)."""
+        return self._faults.settings
+
+    def set_faults(self, **fields: object) -> Faults:
+        """Replace the fault settings as a whole and return the new ones: fields not given
+        take their defaults, so ``set_faults()`` heals the server. ``PUT /faults`` does the
+        same for a receiver in another process.
+
+        The change applies to every request that reaches a fault step after it; the seeded
+        random streams go on where they were, and ``fail_first`` counts from the change.
+        Settings made before :meth:`run`, or during one, hold for later runs too.
+
+        Raises:
+            ConfigError: an unknown field, a wrong type or a value out of range (as
+                :class:`ReceiverConfig` refuses it); ``key`` is the field name. The settings
+                in force are kept.
+        """
+        settings = Faults.from_fields(fields)
+        self._faults.replace(settings)
+        defaults = attrs.asdict(Faults())
+        shown = " ".join(
+            f"{name}={value}"
+            for name, value in attrs.asdict(settings).items()
+            if value != defaults[name]
+        )
+        if self.port is not None:
+            # The seed makes a run repeatable; at start it is logged only if faults are on.
+            _log.info("faults now: %s (seed %d)", shown or "none", self._faults.seed)
+        return settings
+
     def get_report(self, report_id: str) -> StoredReport | None:
         """The stored report with ``report_id`` (any case), or None.
 
@@ -577,9 +723,10 @@ class Receiver:
         seed = config.seed
         if seed is None:
             seed = random.SystemRandom().randrange(2**32)
-        if config.injects_faults:
+        faults = self._faults.settings
+        if faults.active:
             _log.info("fault injection on (seed %d)", seed)
-        self._faults = _Faults(config, seed)
+        self._faults = _Faults(faults, seed)
         self._received = self._duplicates = self._rejected = 0
         self._failed = self._dropped = self._connections = 0
         self._store = _Store(config.db_path)
@@ -776,22 +923,28 @@ class Receiver:
         if match is None:
             return _error(request, 404, f"no such endpoint: {request.method} {request.target}")
         route, argument = match
-        if request.method != route.method:
+        if request.method not in route.methods:
             return _error(
                 request,
                 405,
-                f"{request.method} is not allowed on {request.target} (use {route.method})",
-                headers=((b"allow", route.method.encode()),),
+                f"{request.method} is not allowed on {request.target}"
+                f" (use {' or '.join(route.methods)})",
+                headers=((b"allow", ", ".join(route.methods).encode()),),
             )
-        if request.path.startswith("/api/") and not self._authorized(request):
+        if route.needs_token and not self._authorized(request):
             return _error(request, 401, "token refused")
-        if route in _SUBMIT_ROUTES or (route is _Route.VERSION and self.config.fail_health):
-            if self.config.latency_s:
-                await trio.sleep(self.config.latency_s)
+        # Each step reads the settings current when it runs, so a change (PUT /faults)
+        # applies to every request that reaches the step after it, even one in latency.
+        if route in _SUBMIT_ROUTES or (
+            route is _Route.VERSION and self._faults.settings.fail_health
+        ):
+            latency_s = self._faults.settings.latency_s
+            if latency_s:
+                await trio.sleep(latency_s)
             status = self._faults.failure()
             if status is not None:
                 self._failed += 1
-                retry = self.config.retry_after
+                retry = self._faults.settings.retry_after
                 extra = ((b"retry-after", retry.encode()),) if retry is not None else ()
                 return _error(
                     request,
@@ -816,7 +969,25 @@ class Receiver:
             return _json(200, SERVER_VERSION)
         if route is _Route.PROCESSES:
             return _json(200, list(PROCESSES))
+        if route is _Route.FAULTS:
+            return self._faults_endpoint(request)
         return _json(200, attrs.asdict(self.stats()))
+
+    def _faults_endpoint(self, request: _Request) -> _Response:
+        if request.method == "PUT":
+            try:
+                fields = json.loads(request.body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                return _error(request, 400, f"body: not valid JSON: {exc}")
+            if not isinstance(fields, dict):
+                return _error(
+                    request, 400, "body: must be a JSON object of fault fields ({} heals)"
+                )
+            try:
+                self.set_faults(**fields)
+            except ConfigError as exc:
+                return _error(request, 400, str(exc))
+        return _json(200, self._faults.settings.to_json())
 
     def _authorized(self, request: _Request) -> bool:
         token = self.config.token
@@ -860,6 +1031,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "PROCESSES",
     "SERVER_VERSION",
+    "Faults",
     "Receiver",
     "ReceiverConfig",
     "ReceiverStats",

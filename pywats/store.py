@@ -146,6 +146,8 @@ class Claim:
     id: str
     body: bytes
     attempts: int
+    pn: str = ""
+    sn: str = ""
 
 
 @attrs.frozen
@@ -553,12 +555,15 @@ def _claim_rows(conn: apsw.Connection, limit: int, now: float, max_delay_s: floa
     rows = conn.execute(
         # (next_attempt_at, rowid) is the index order, so no sort; for reports never
         # tried next_attempt_at is the enqueue time, which makes this FIFO.
-        "SELECT id, attempts, body FROM reports"
+        "SELECT id, attempts, pn, sn, body FROM reports"
         " WHERE state = 'pending' AND next_attempt_at <= ?"
         " ORDER BY next_attempt_at, rowid LIMIT ?",
         (now, limit),
     ).fetchall()
-    claims = [Claim(id=_text(i), body=_blob(b), attempts=_integer(a) + 1) for i, a, b in rows]
+    claims = [
+        Claim(id=_text(i), body=_blob(b), attempts=_integer(a) + 1, pn=_text(p), sn=_text(s))
+        for i, a, p, s, b in rows
+    ]
     conn.executemany(
         "UPDATE reports SET state = 'uploading', attempts = attempts + 1, updated_at = ?"
         " WHERE id = ?",
@@ -613,6 +618,18 @@ def _requeue_failed(conn: apsw.Connection, now: float) -> int:
         )
         count = conn.changes()
     return count
+
+
+def _make_due(conn: apsw.Connection, report_ids: Sequence[str], now: float) -> int:
+    # changes() would count only the last row of executemany.
+    before = conn.total_changes()
+    with _transaction(conn):
+        conn.executemany(
+            "UPDATE reports SET next_attempt_at = ?, updated_at = ?"
+            " WHERE id = ? AND state = 'pending' AND next_attempt_at > ?",
+            [(now, now, report_id, now) for report_id in report_ids],
+        )
+    return conn.total_changes() - before
 
 
 def _delete(conn: apsw.Connection, report_id: str) -> None:
@@ -1172,6 +1189,19 @@ class Store:
             (now, now),
         )
         self._bump()
+
+    async def make_due(self, report_ids: Sequence[str]) -> int:
+        """Make waiting ``pending`` reports due now, attempts kept; return how many.
+
+        The uploader's recovery after an outage: the reports' delays were about the
+        server, which answers again. Other states and unknown ids are left alone.
+        """
+        if not report_ids:
+            return 0
+        count = await self._call("make_due", _make_due, list(report_ids), self._clock())
+        if count:
+            self._bump()
+        return count
 
     async def requeue_failed(self) -> int:
         """Make every ``failed`` report due now (attempts reset); return how many."""

@@ -21,13 +21,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
 
 from pywats import receiver as receiver_module
 from pywats.errors import ConfigError, StoreError
-from pywats.receiver import SERVER_VERSION, Receiver, ReceiverConfig, ReceiverStats
+from pywats.receiver import SERVER_VERSION, Faults, Receiver, ReceiverConfig, ReceiverStats
 from pywats.report import wsjf
 from tests.report.minimal import uut
 
@@ -331,6 +332,210 @@ async def test_drop_stores_the_report_and_loses_the_response() -> None:
         )
 
 
+# --- fault settings at run time ------------------------------------------------------------
+
+HEALTHY = attrs.asdict(Faults())
+
+
+async def test_faults_switch_on_and_off_over_http() -> None:
+    async with serve() as (receiver, client):
+        assert (await client.get("/faults")).json() == HEALTHY
+        assert (await submit(client, report())).status_code == 200
+
+        burst = await client.put("/faults", json={"fail_rate": 1.0, "fail_status": 500})
+        assert burst.status_code == 200
+        assert burst.json() == {**HEALTHY, "fail_rate": 1.0, "fail_status": 500}
+        assert (await client.get("/faults")).json() == burst.json()
+        assert receiver.faults == Faults(fail_rate=1.0, fail_status=500)
+        doc = report()
+        failed = await submit(client, doc)
+        assert failed.status_code == 500
+        assert "injected" in failed.json()["message"]
+        assert receiver.get_report(doc["id"]) is None
+        # Uploads fail, the version probe does not (fail_health is off).
+        assert (await client.get("/api/App/Version")).status_code == 200
+
+        healed = await client.put("/faults", json={})
+        assert healed.json() == HEALTHY
+        assert (await submit(client, doc)).status_code == 200
+        assert receiver.stats() == stats(received=2, unique=2, failed_injected=1, connections=1)
+
+
+async def test_put_replaces_the_whole_setting() -> None:
+    async with serve(fail_rate=0.5, retry_after="3", seed=1) as (receiver, client):
+        assert (await client.get("/faults")).json() == {
+            **HEALTHY,
+            "fail_rate": 0.5,
+            "retry_after": "3",
+        }
+        # Fields left out go back to their defaults: this heals fail_rate and retry_after.
+        changed = await client.put("/faults", json={"latency_s": 0.01})
+        assert changed.json() == {**HEALTHY, "latency_s": 0.01}
+        assert receiver.faults == Faults(latency_s=0.01)
+        # What GET answers can be PUT back as it is.
+        assert (await client.put("/faults", json=changed.json())).json() == changed.json()
+
+
+async def test_faults_endpoint_is_never_faulted() -> None:
+    options = {"fail_rate": 1.0, "fail_health": True, "latency_s": 0.5}
+    async with serve(**options) as (receiver, client):
+        start = trio.current_time()
+        assert (await client.get("/faults")).status_code == 200
+        assert (await client.put("/faults", json=attrs.asdict(receiver.faults))).is_success
+        assert (await client.get("/stats")).status_code == 200
+        assert trio.current_time() - start < options["latency_s"]
+        assert receiver.stats().failed_injected == 0
+        assert (await client.get("/api/App/Version")).status_code == 503
+
+
+async def test_set_faults_in_process() -> None:
+    async with serve() as (receiver, client):
+        assert receiver.faults == Faults()
+        settings = receiver.set_faults(fail_rate=1.0, fail_status=500, retry_after="1")
+        assert (
+            settings == receiver.faults == Faults(fail_rate=1.0, fail_status=500, retry_after="1")
+        )
+        failed = await submit(client, report())
+        assert (failed.status_code, failed.headers["retry-after"]) == (500, "1")
+        assert (await client.get("/faults")).json()["fail_status"] == 500
+
+        assert receiver.set_faults() == Faults()
+        ok = await submit(client, report())
+        assert ok.status_code == 200
+        assert "retry-after" not in ok.headers
+
+
+async def test_settings_made_before_run_hold() -> None:
+    receiver = Receiver(ReceiverConfig(fail_rate=1.0))
+    receiver.set_faults(fail_first=1, fail_first_status=502)
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(receiver.run)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await submit(client, report())).status_code == 502
+                assert (await submit(client, report())).status_code == 200
+            nursery.cancel_scope.cancel()
+
+
+async def test_fail_first_counts_from_the_change() -> None:
+    async with serve(fail_first=1) as (receiver, client):
+        assert (await submit(client, report())).status_code == 503
+        assert (await submit(client, report())).status_code == 200
+        receiver.set_faults(fail_first=2, fail_first_status=429)
+        statuses = [(await submit(client, report())).status_code for _ in range(3)]
+        assert statuses == [429, 429, 200]
+
+
+async def _statuses(client: httpx.AsyncClient, count: int) -> list[int]:
+    return [(await submit(client, report())).status_code for _ in range(count)]
+
+
+async def test_a_change_keeps_the_seeded_streams_going() -> None:
+    # The same seed, settings and request order give the same faults, whether the
+    # settings came from the config, from set_faults, or were set again midway.
+    async with serve(fail_rate=0.5, seed=7) as (receiver, client):
+        straight = await _statuses(client, 30)
+    async with serve(seed=7) as (receiver, client):
+        receiver.set_faults(fail_rate=0.5)
+        changed = await _statuses(client, 15)
+        await client.put("/faults", json={"fail_rate": 0.5})
+        changed += await _statuses(client, 15)
+    assert set(straight) == {200, 503}
+    assert changed == straight
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (b"not json", "body: not valid JSON: "),
+        (b"", "body: not valid JSON: "),
+        (b"\xff\xfe", "body: not valid JSON: "),
+        (b"[1]", "body: must be a JSON object of fault fields ({} heals)"),
+        (b'{"fail_rate": 2}', "fail_rate: must be between 0 and 1, got 2"),
+        (b'{"fail_rate": true}', "fail_rate: must be a number, got true"),
+        (b'{"fail_rate": NaN}', "fail_rate: must be between 0 and 1, got nan"),
+        (b'{"fail_status": 200}', "fail_status: must be an HTTP error status (400-599), got 200"),
+        (b'{"fail_status": "500"}', 'fail_status: must be an integer, got "500"'),
+        (b'{"fail_first": 1.5}', "fail_first: must be an integer, got 1.5"),
+        (b'{"fail_first": -1}', "fail_first: must not be negative, got -1"),
+        (b'{"latency_s": -1}', "latency_s: must not be negative, got -1"),
+        (b'{"retry_after": 5}', "retry_after: must be a string or null, got 5"),
+        (b'{"retry_after": "1\\r\\nX-Evil: 1"}', "retry_after: must be one line of printable"),
+        (b'{"fail_health": 1}', "fail_health: must be true or false, got 1"),
+        (b'{"seed": 1}', "seed: not a fault field (known: fail_rate, fail_status, "),
+        (b'{"failrate": 1}', "failrate: not a fault field"),
+    ],
+)
+async def test_bad_fault_bodies_get_400_naming_the_field(sent: bytes, message: str) -> None:
+    async with serve(fail_rate=0.25, seed=1) as (receiver, client):
+        before = receiver.faults
+        refused = await client.put("/faults", content=sent)
+        assert refused.status_code == 400
+        text = refused.json()["message"]
+        assert "\n" not in text
+        assert text.startswith(message)
+        assert receiver.faults == before
+        assert (await client.get("/faults")).json() == attrs.asdict(before)
+
+
+async def test_faults_allow_get_and_put_only() -> None:
+    async with serve() as (_, client):
+        wrong = await client.post("/faults", json={})
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "GET, PUT"
+        assert "use GET or PUT" in wrong.json()["message"]
+
+
+async def test_faults_need_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pywats.receiver")
+    token = "faults-token-value"
+    async with serve(token=token) as (receiver, client):
+        for headers in ({}, {"Authorization": "Basic wrong"}):
+            assert (await client.get("/faults", headers=headers)).status_code == 401
+            put = await client.put("/faults", json={"fail_rate": 1.0}, headers=headers)
+            assert (put.status_code, put.json()) == (401, {"message": "token refused"})
+        assert receiver.faults == Faults()
+        good = {"Authorization": f"Basic {token}"}
+        put = await client.put("/faults", json={"fail_rate": 1.0}, headers=good)
+        assert put.status_code == 200
+        assert (await client.get("/faults", headers=good)).json()["fail_rate"] == 1.0
+        assert (await submit(client, report(), headers=good)).status_code == 503
+        assert (await client.get("/stats")).status_code == 200  # still open
+    assert "faults now: fail_rate=1.0" in caplog.text
+    assert token not in caplog.text
+
+
+def test_set_faults_refuses_bad_values_and_keeps_the_old_ones() -> None:
+    receiver = Receiver(ReceiverConfig(drop_rate=0.5))
+    for fields, key in (
+        ({"fail_rate": 2.0}, "fail_rate"),
+        ({"fail_status": True}, "fail_status"),
+        ({"latency_s": object()}, "latency_s"),
+        ({"bogus": 1}, "bogus"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            receiver.set_faults(**fields)
+        assert caught.value.key == key
+    assert receiver.faults == Faults(drop_rate=0.5)
+
+
+def test_config_fault_fields_match_the_faults_class() -> None:
+    # ReceiverConfig carries the fault fields flat (the CLI options map onto them);
+    # they must stay the fields of Faults, with the same defaults and validators.
+    config_fields = attrs.fields_dict(ReceiverConfig)
+    for field in attrs.fields(Faults):
+        twin = config_fields[field.name]
+        assert (twin.type, twin.default, twin.validator) == (
+            field.type,
+            field.default,
+            field.validator,
+        ), field.name
+    assert ReceiverConfig().faults == Faults()
+    assert ReceiverConfig(fail_rate=0.5, fail_health=True).faults == Faults(
+        fail_rate=0.5, fail_health=True
+    )
+
+
 # --- HTTP behaviour ------------------------------------------------------------------
 
 
@@ -561,6 +766,31 @@ def test_cli_serves_until_sigterm(watchdog: list[subprocess.Popen[str]]) -> None
     assert "Traceback" not in err
     assert token not in err
     assert "1 received" in err
+
+
+def test_cli_faults_can_be_switched_at_run_time(watchdog: list[subprocess.Popen[str]]) -> None:
+    token = "cli-faults-token"
+    proc = run_cli("--port", "0", "--seed", "5", env={"PYWATS_RECEIVER_TOKEN": token})
+    watchdog.append(proc)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split()[-1]
+    auth = {"Authorization": f"Basic {token}"}
+    with httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=auth) as client:
+        assert client.put("/faults", json={"fail_rate": 1}).status_code == 200
+        assert client.post("/api/Report/WSJF", content=body(report())).status_code == 503
+        burst = client.put("/faults", json={"fail_rate": 1.0, "fail_status": 500})
+        assert burst.json()["fail_status"] == 500
+        assert client.post("/api/Report/WSJF", content=body(report())).status_code == 500
+        assert client.put("/faults", json={}).json() == HEALTHY
+        assert client.post("/api/Report/WSJF", content=body(report())).status_code == 200
+        assert client.get("/stats").json()["failed_injected"] == 2
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, err
+    assert "faults now: fail_rate=1.0 (seed 5)" in err
+    assert "faults now: fail_rate=1.0 fail_status=500 (seed 5)" in err
+    assert "faults now: none (seed 5)" in err
+    assert token not in err
 
 
 def test_cli_refuses_a_bad_option_in_one_line(watchdog: list[subprocess.Popen[str]]) -> None:

@@ -380,8 +380,8 @@ async def test_claim_takes_due_reports_oldest_first_up_to_limit(
         clock.advance(1)
     claims = await store.claim(2)
     assert claims == [
-        Claim(id=report(1).id, body=b"body1", attempts=1),
-        Claim(id=report(2).id, body=b"body2", attempts=1),
+        Claim(id=report(1).id, body=b"body1", attempts=1, pn="PN-100", sn="SN00001"),
+        Claim(id=report(2).id, body=b"body2", attempts=1, pn="PN-100", sn="SN00002"),
     ]
     got = await store.get(report(1).id)
     assert got.state is QueueState.UPLOADING
@@ -469,7 +469,7 @@ async def test_retry_later_backs_off_until_due(store: Store, clock: FakeClock) -
     clock.advance(29.9)
     assert await store.claim() == []
     clock.advance(0.1)
-    assert await store.claim() == [Claim(id=claim.id, body=claim.body, attempts=2)]
+    assert await store.claim() == [attrs.evolve(claim, attempts=2)]
     await store.retry_later(claim.id, delay_s=0, error="connection refused", status=None)
     assert (await store.get(claim.id)).last_status is None
     with pytest.raises(ValueError, match="delay_s"):
@@ -554,6 +554,26 @@ async def test_requeue_makes_a_waiting_pending_report_due_now(
     await store.requeue(claim.id)
     assert await store.next_due_at() == clock.now
     assert [c.id for c in await store.claim()] == [claim.id]
+
+
+async def test_make_due_brings_waiting_reports_forward_and_keeps_attempts(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.enqueue_batch([([report(n)], None) for n in range(4)])
+    waiting, failed, uploading, due_already = await store.claim(4)
+    await store.retry_later(waiting.id, delay_s=300, error="503")
+    await store.mark_failed(failed.id, error="400", status=400)
+    await store.retry_later(due_already.id, delay_s=0, error="503")
+    clock.advance(1)
+    seen = store.generation
+    count = await store.make_due([waiting.id, failed.id, uploading.id, due_already.id, "gone"])
+    assert count == 1  # only the waiting pending one; the others are left alone
+    assert store.generation != seen  # uploaders waiting for work wake up
+    got = await store.get(waiting.id)
+    assert (got.state, got.attempts, got.next_attempt_at) == (QueueState.PENDING, 1, clock.now)
+    assert (await store.get(failed.id)).state is QueueState.FAILED
+    assert (await store.get(uploading.id)).state is QueueState.UPLOADING
+    assert await store.make_due([]) == 0
 
 
 async def test_requeue_all_failed(store: Store, clock: FakeClock) -> None:
@@ -792,17 +812,32 @@ async def test_uploading_reports_return_to_pending_at_open(
 
 
 async def test_run_purges_periodically(store: Store, clock: FakeClock) -> None:
-    await store.enqueue([report(1)])
-    [claim] = await store.claim()
-    await store.mark_done(claim.id)
-    clock.advance(DEFAULT_RETENTION_S + 1)
-    async with trio.open_nursery() as nursery:
-        started = await nursery.start(store.run)
-        assert started is store
-        # The first purge runs right away, on the worker thread.
+    from functools import partial
+
+    # A real (short) period: the purge runs on the store's worker thread, which a mock
+    # trio clock would jump past. Each round makes a row old enough only after the
+    # previous purge was seen, so only a purge that runs again can remove it.
+    async def purged(report_id: str) -> None:
         with trio.fail_after(5):
             while (await store.stats()).done:
                 await trio.sleep(0.01)
+        with pytest.raises(NotFoundError):
+            await store.get(report_id)
+
+    async def done_and_aged(n: int) -> str:
+        await store.enqueue([report(n)])
+        [claim] = await store.claim()
+        await store.mark_done(claim.id)
+        clock.advance(DEFAULT_RETENTION_S + 1)
+        return claim.id
+
+    first = await done_and_aged(1)
+    async with trio.open_nursery() as nursery:
+        started = await nursery.start(partial(store.run, purge_interval_s=0.05))
+        assert started is store
+        await purged(first)  # the first purge runs at start
+        for n in (2, 3):
+            await purged(await done_and_aged(n))
         nursery.cancel_scope.cancel()
 
 

@@ -90,6 +90,19 @@ class ReceiverProcess:
         with contextlib.closing(sqlite3.connect(self.db)) as conn:
             return {row[0] for row in conn.execute("select id from reports")}
 
+    def faults(self) -> dict[str, object]:
+        """The fault settings in force (``GET /faults``)."""
+        result: dict[str, object] = self.client.get("/faults").raise_for_status().json()
+        return result
+
+    def set_faults(self, **fields: object) -> dict[str, object]:
+        """Replace the fault settings (``PUT /faults``; no fields heals); the new ones."""
+        answer = self.client.put("/faults", json=fields)
+        if answer.status_code != 200:
+            raise AssertionError(f"PUT /faults {fields}: {answer.status_code} {answer.text}")
+        result: dict[str, object] = answer.json()
+        return result
+
     def stop(self) -> None:
         self.client.close()
         if self.proc.poll() is None:
@@ -102,6 +115,58 @@ class ReceiverProcess:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+class PlainServerProcess:
+    """``bench/plain_server.py`` (the stdlib's HTTP stack) on 127.0.0.1 with an ephemeral
+    port: the same ``url``, ``port``, ``db``, ``proc``, ``stats()``, ``ids()`` and
+    ``stop()`` as :class:`ReceiverProcess`, no fault injection."""
+
+    SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "plain_server.py"
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.log_path = db.with_suffix(".log")
+        with self.log_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(self.SCRIPT), "--port", "0", "--db", str(db)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(
+                f"plain server did not start: {line!r} {self.log_path.read_text()}"
+            )
+        self.url = line.rsplit(" ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = self.client.get("/stats").json()
+        return result
+
+    def ids(self) -> set[str]:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.db)) as conn:
+            return {row[0] for row in conn.execute("select id from reports")}
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class NotifySocket:

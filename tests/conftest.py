@@ -1,0 +1,43 @@
+"""Shared by every test under ``tests/``: which event loop runs an async test.
+
+Trio mode (pytest-trio) is on for every test outside ``tests/tui/``: an async test gets the
+``trio`` mark and runs under ``trio.run``, and an async fixture becomes a trio fixture (so
+the ``nursery``, ``autojump_clock`` and ``mock_clock`` fixtures work as documented).
+Tests under ``tests/tui/`` run on asyncio instead, Textual's loop, through
+``tests/tui/conftest.py``.
+
+Why here and not ``trio_mode = true`` in pyproject.toml, nor pytest-trio's
+``from pytest_trio.enable_trio_mode import *`` in a conftest beside the trio tests: both
+mark *every* async test of the session. pytest hands ``pytest_collection_modifyitems`` all
+collected items whichever conftest defines it (pytest-dev/pytest#7212), so a conftest
+cannot scope that hook by its folder; and the service's tests sit at the top of
+``tests/``, beside ``tests/tui/``. So these two hooks are pytest-trio's own
+(``pytest_trio.enable_trio_mode`` is exactly them), with ``tests/tui/`` left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_trio.plugin import automark, choose_run, handle_fixture
+
+ASYNCIO_TESTS = Path(__file__).parent / "tui"
+"""Async tests under this folder run on asyncio, not trio."""
+
+
+def runs_on_asyncio(path: Path) -> bool:
+    """True for a test (or a fixture request) under :data:`ASYNCIO_TESTS`."""
+    return path.is_relative_to(ASYNCIO_TESTS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    automark([item for item in items if not runs_on_asyncio(item.path)], run=choose_run(config))
+
+
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> object | None:
+    if runs_on_asyncio(request.node.path):
+        return None
+    return handle_fixture(fixturedef, request, force_trio_mode=True)
