@@ -2,9 +2,15 @@
 
 The file's shape is the classes below (``docs/configuration.md`` documents every key).
 :func:`load` reads and checks a file; every error names its key path
-(``converters[1].post_action``) and the file, and :func:`check` collects all of them at
-once for ``pywats config check``. Unknown keys are errors: a typo must not silently fall
-back to a default on a production station.
+(``converters[1].post_action``) and the file, and all of a file's errors are raised at
+once (:class:`ConfigCheckError`). Unknown keys are errors: a typo must not silently fall
+back to a default on a production station. What needs more than the file (the token,
+the converters, the folders on disk) is checked by :func:`pywats.plan.prepare`, the one
+check both ``pywats serve`` and ``pywats config check`` run.
+
+Defaults come from :mod:`pywats.defaults` and value rules from :mod:`pywats.checks` (the
+URL and token rules from :mod:`pywats.upload.config`): the components' own
+configurations use the same ones, so this layer and theirs cannot disagree.
 
 Durations and sizes carry their unit in the key name (``retry_max_s``, ``max_file_bytes``).
 Relative paths are taken relative to the directory of the config file, so a config file
@@ -23,10 +29,9 @@ import enum
 import os
 import socket
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import attrs
 import cattrs
@@ -37,13 +42,16 @@ from cattrs.errors import (
     IterableValidationError,
 )
 
+from pywats import defaults as default
 from pywats import paths
+from pywats.checks import Check, between, non_negative, positive, text
 from pywats.errors import ConfigError
+from pywats.upload.config import check_proxy_url, check_server_url, check_token
 
 if TYPE_CHECKING:
     from pywats.converters.registry import LoadedConverter
 
-MiB = 1024 * 1024
+MiB = default.MiB
 
 
 class PostAction(enum.StrEnum):
@@ -59,37 +67,14 @@ class PostAction(enum.StrEnum):
     """Leave it where it is; its content hash keeps it from being queued again."""
 
 
-def _positive(value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {value}")
-
-
-def _non_negative(value: float) -> None:
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
-
-
-def _text(value: str) -> None:
-    if not 1 <= len(value) <= 100:
-        raise ValueError(f"must be 1 to 100 characters, got {len(value)}")
-
-
-def _between(low: int, high: int) -> Callable[[int], None]:
-    def check(value: int) -> None:
-        if not low <= value <= high:
-            raise ValueError(f"must be from {low} to {high}, got {value}")
-
-    return check
-
-
 CHECK = "pywats.config.check"
-"""Field metadata key: a function that raises ValueError when a value is out of range.
-Checked while structuring, so the error carries the key path (attrs validators would
-only name the table)."""
+"""Field metadata key: a :mod:`pywats.checks` rule that raises ValueError when a value is
+out of range. Checked while structuring, so the error carries the key path (attrs
+validators would only name the table)."""
 
 
-def _field(default: Any = attrs.NOTHING, *, check: Callable[[Any], None], **kw: Any) -> Any:
-    return attrs.field(default=default, metadata={CHECK: check}, **kw)
+def _field(value: Any = attrs.NOTHING, *, check: Check, **kw: Any) -> Any:
+    return attrs.field(default=value, metadata={CHECK: check}, **kw)
 
 
 def _default_station_name() -> str:
@@ -100,52 +85,44 @@ def _default_station_name() -> str:
 class StationConfig:
     """``[station]``: header defaults for reports whose source does not carry them."""
 
-    name: str = _field(attrs.Factory(_default_station_name), check=_text)
-    location: str = _field("unknown", check=_text)
-    purpose: str = _field("Production", check=_text)
-
-
-def _check_url(value: str | None) -> None:
-    if value is None:
-        return
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{value!r}: a server URL takes no query or fragment")
+    name: str = _field(attrs.Factory(_default_station_name), check=text)
+    location: str = _field(default.STATION_LOCATION, check=text)
+    purpose: str = _field(default.STATION_PURPOSE, check=text)
 
 
 @attrs.frozen
 class ServerConfig:
     """``[server]``: where reports go. No ``url`` is valid: reports are queued only."""
 
-    url: str | None = _field(None, check=_check_url)
+    # The URL rules are the uploader's own (httpx parses them there), run here too so a
+    # bad URL is refused with its key path while the file is read.
+    url: str | None = _field(None, check=check_server_url)
     token: str | None = attrs.field(default=None, repr=False)
     token_file: Path | None = None
-    connect_timeout_s: float = _field(10.0, check=_positive)
-    read_timeout_s: float = _field(60.0, check=_positive)
-    write_timeout_s: float = _field(60.0, check=_positive)
-    pool_timeout_s: float = _field(10.0, check=_positive)
-    verify_tls: bool = True
+    connect_timeout_s: float = _field(default.CONNECT_TIMEOUT_S, check=positive)
+    read_timeout_s: float = _field(default.READ_TIMEOUT_S, check=positive)
+    write_timeout_s: float = _field(default.WRITE_TIMEOUT_S, check=positive)
+    pool_timeout_s: float = _field(default.POOL_TIMEOUT_S, check=positive)
+    verify_tls: bool = default.VERIFY_TLS
     ca_file: Path | None = None
-    proxy: str | None = None
+    proxy: str | None = _field(None, check=check_proxy_url)
 
 
 @attrs.frozen
 class UploadConfig:
     """``[upload]``: upload workers and the retry schedule."""
 
-    workers: int = _field(5, check=_between(1, 64))
-    retry_base_s: float = _field(1.0, check=_positive)
-    retry_max_s: float = _field(300.0, check=_positive)
-    shutdown_deadline_s: float = _field(10.0, check=_non_negative)
+    workers: int = _field(default.UPLOAD_WORKERS, check=between(1, default.UPLOAD_WORKERS_MAX))
+    retry_base_s: float = _field(default.RETRY_BASE_S, check=positive)
+    retry_max_s: float = _field(default.RETRY_MAX_S, check=positive)
+    shutdown_deadline_s: float = _field(default.SHUTDOWN_DEADLINE_S, check=non_negative)
 
 
 @attrs.frozen
 class ConvertConfig:
     """``[convert]``: converter workers shared by every watch folder."""
 
-    workers: int = _field(4, check=_between(1, 64))
+    workers: int = _field(default.CONVERT_WORKERS, check=between(1, default.CONVERT_WORKERS_MAX))
 
 
 @attrs.frozen
@@ -153,7 +130,7 @@ class QueueConfig:
     """``[queue]``: the local queue database."""
 
     path: Path | None = None
-    retention_days: float = _field(7.0, check=_non_negative)
+    retention_days: float = _field(default.RETENTION_DAYS, check=non_negative)
 
 
 @attrs.frozen
@@ -195,10 +172,10 @@ class ConverterConfig:
     post_action: PostAction = PostAction.MOVE
     done_dir: Path | None = None
     error_dir: Path | None = None
-    settle_s: float = _field(2.0, check=_non_negative)
-    rescan_s: float = _field(30.0, check=_positive)
+    settle_s: float = _field(default.SETTLE_S, check=non_negative)
+    rescan_s: float = _field(default.RESCAN_S, check=positive)
     use_inotify: bool = True
-    max_file_bytes: int = _field(50 * MiB, check=_positive)
+    max_file_bytes: int = _field(default.MAX_FILE_BYTES, check=positive)
     enabled: bool = True
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -382,15 +359,9 @@ def _check_semantics(config: Config) -> list[tuple[str, str]]:
             out.append((key, "give exactly one of name (built-in or entry point) or module"))
         if entry.module is not None and ":" not in entry.module:
             out.append((f"{key}.module", f"{entry.module!r} is not 'package.module:Class'"))
-        if entry.patterns is not None and not entry.patterns:
-            out.append((f"{key}.patterns", "must list at least one pattern"))
-        if (
-            entry.post_action in (PostAction.MOVE, PostAction.ARCHIVE)
-            and entry.done_dir == entry.watch
-        ):
-            out.append((f"{key}.done_dir", "must not be the watch folder itself"))
-        if entry.error_dir == entry.watch:
-            out.append((f"{key}.error_dir", "must not be the watch folder itself"))
+    # The folder rules (patterns, done and error folders against the watch folders) are
+    # the pipeline's own: pywats.plan builds each FolderConfig, so they are checked there,
+    # once, with the converter's default patterns and folders filled in.
     return out
 
 
@@ -525,13 +496,19 @@ def resolve_token(server: ServerConfig, *, environ: Mapping[str, str] | None = N
     (systemd ``LoadCredential=token:...``), then ``$PYWATS_TOKEN``. Surrounding whitespace
     (a trailing newline in a file) is dropped.
 
+    The token is checked with the uploader's rule (:func:`~pywats.upload.config.check_token`)
+    here, where its source is known, so an error names that source rather than the
+    uploader's field.
+
     Raises:
-        ConfigError: ``token_file`` cannot be read or is empty (the message never holds
-            the token).
+        ConfigError: ``token_file`` cannot be read or is empty, or the token is not one
+            line of printable ASCII; the key names the source (``server.token``,
+            ``server.token_file``, ``CREDENTIALS_DIRECTORY/token``, ``PYWATS_TOKEN``) and the
+            message never holds the token.
     """
     env = os.environ if environ is None else environ
     if server.token is not None:
-        return server.token.strip()
+        return _checked_token(server.token.strip(), "server.token")
     if server.token_file is not None:
         return _read_token(server.token_file, "server.token_file")
     credentials = env.get("CREDENTIALS_DIRECTORY", "")
@@ -540,7 +517,7 @@ def resolve_token(server: ServerConfig, *, environ: Mapping[str, str] | None = N
         if candidate.exists():
             return _read_token(candidate, "CREDENTIALS_DIRECTORY/token")
     value = env.get("PYWATS_TOKEN", "").strip()
-    return value or None
+    return _checked_token(value, "PYWATS_TOKEN") if value else None
 
 
 def _read_token(path: Path, key: str) -> str:
@@ -551,6 +528,14 @@ def _read_token(path: Path, key: str) -> str:
         raise ConfigError(key, f"cannot read {path}: {reason}") from exc
     if not value:
         raise ConfigError(key, f"{path} is empty")
+    return _checked_token(value, key, f"the token in {path} ")
+
+
+def _checked_token(value: str, key: str, what: str = "") -> str:
+    try:
+        check_token(value)
+    except ValueError as exc:
+        raise ConfigError(key, f"{what}{exc}") from None
     return value
 
 
@@ -561,9 +546,9 @@ def with_server_url(config: Config, url: str) -> Config:
         ConfigError: ``url`` is not an http(s) URL with a host (key ``--server-url``).
     """
     try:
-        _check_url(url)
+        check_server_url(url)
     except ValueError as exc:
-        raise ConfigError("--server-url", str(exc)) from exc
+        raise ConfigError("--server-url", str(exc)) from None
     return attrs.evolve(config, server=attrs.evolve(config.server, url=url))
 
 
@@ -574,11 +559,30 @@ def load_converters(config: Config) -> list[tuple[ConverterConfig, LoadedConvert
         ConfigCheckError: naming ``converters[i]`` (unknown converter, bad module) or
             ``converters[i].arguments.<key>`` for each entry that is wrong.
     """
+    loaded: list[tuple[ConverterConfig, LoadedConverter]] = []
+    errors: list[ConfigError] = []
+    for _, entry, result in load_each_converter(config):
+        if isinstance(result, ConfigCheckError):
+            errors.extend(result.errors)
+        else:
+            loaded.append((entry, result))
+    if errors:
+        raise ConfigCheckError(errors)
+    return loaded
+
+
+def load_each_converter(
+    config: Config,
+) -> Iterator[tuple[int, ConverterConfig, LoadedConverter | ConfigCheckError]]:
+    """Load the enabled converters of ``config`` one by one, going on past those that fail.
+
+    Yields each enabled entry with its index in ``config.converters`` and either the
+    loaded converter or the entry's errors (as :func:`load_converters` raises them), so a
+    caller can check each loaded one further and still report everything, in file order.
+    """
     from pywats.converters.registry import discover, load_converter
 
     available = discover()
-    loaded: list[tuple[ConverterConfig, LoadedConverter]] = []
-    errors: list[ConfigError] = []
     where = str(config.source) if config.source is not None else ""
     for index, entry in enumerate(config.converters):
         if not entry.enabled:
@@ -588,11 +592,12 @@ def load_converters(config: Config) -> list[tuple[ConverterConfig, LoadedConvert
                 entry.spec, entry.arguments, key=f"converters[{index}]", available=available
             )
         except ConfigCheckError as exc:
-            errors.extend(exc.errors)
+            yield index, entry, ConfigCheckError([_filed(e, where) for e in exc.errors])
         except ConfigError as exc:
-            errors.append(ConfigError(exc.key, exc.reason, file=where))
+            yield index, entry, ConfigCheckError([_filed(exc, where)])
         else:
-            loaded.append((entry, converter))
-    if errors:
-        raise ConfigCheckError(errors)
-    return loaded
+            yield index, entry, converter
+
+
+def _filed(error: ConfigError, where: str) -> ConfigError:
+    return ConfigError(error.key, error.reason, file=where)

@@ -1,6 +1,6 @@
 """``pywats queue stats|list|show`` as a real subprocess on a real database.
 
-The commands run as ``python -m pywats.cli_queue`` (the module's own entry point), so
+The commands run as ``python -m pywats.cli.queue`` (the module's own entry point), so
 these tests do not depend on how ``pywats.cli`` wires them in.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from pywats.cli_queue import register
+from pywats.cli.queue import register
 from pywats.errors import ConfigError
 from pywats.paths import default_db_path, state_dir, validate_instance
 from pywats.store import NewReport, SourceFile, Store
@@ -23,7 +23,7 @@ from pywats.store import NewReport, SourceFile, Store
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pywats.cli_queue", "queue", *args],
+        [sys.executable, "-m", "pywats.cli.queue", "queue", *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -197,7 +197,7 @@ async def test_works_while_the_service_holds_the_database(tmp_path: Path) -> Non
             [
                 sys.executable,
                 "-m",
-                "pywats.cli_queue",
+                "pywats.cli.queue",
                 "queue",
                 "list",
                 "--json",

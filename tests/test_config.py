@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from pywats import config
-from pywats.cli_config import SAMPLE
+from pywats import config, defaults
+from pywats.cli.config import SAMPLE
 from pywats.config import Config, ConfigCheckError, PostAction
 from pywats.errors import ConfigError
+from pywats.upload import DEFAULT_WORKERS, UploaderConfig
 
 DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
 
@@ -137,25 +139,38 @@ def test_unknown_keys_are_named_with_their_path_and_a_suggestion() -> None:
     [
         ({"upload": {"workers": "5"}}, "upload.workers: expected an integer, got a string '5'"),
         ({"upload": {"workers": True}}, "upload.workers: expected an integer, got a boolean True"),
-        ({"upload": {"workers": 0}}, "upload.workers: must be from 1 to 64, got 0"),
-        ({"upload": {"retry_max_s": 0}}, "upload.retry_max_s: must be greater than 0, got 0.0"),
+        ({"upload": {"workers": 0}}, "upload.workers: must be a whole number from 1 to 64, got 0"),
+        ({"upload": {"workers": 65}}, "upload.workers: must be a whole number from 1 to 64, got 65"),
+        ({"convert": {"workers": 65}}, "convert.workers: must be a whole number from 1 to 64, got 65"),
+        ({"upload": {"retry_max_s": 0}}, "upload.retry_max_s: must be a number greater than 0, got 0.0"),
+        ({"upload": {"retry_max_s": float("nan")}}, "upload.retry_max_s: must be a number greater than 0, got nan"),
+        ({"upload": {"retry_base_s": float("inf")}}, "upload.retry_base_s: must be a number greater than 0, got inf"),
+        ({"upload": {"shutdown_deadline_s": float("nan")}}, "upload.shutdown_deadline_s: must be a number, 0 or more, got nan"),
+        ({"server": {"read_timeout_s": float("inf")}}, "server.read_timeout_s: must be a number greater than 0, got inf"),
+        ({"queue": {"retention_days": float("nan")}}, "queue.retention_days: must be a number, 0 or more, got nan"),
         ({"server": {"verify_tls": "yes"}}, "server.verify_tls: expected true or false, got 'yes'"),
-        ({"server": {"url": "wats.example.com"}}, "server.url: 'wats.example.com' is not an http:// or https:// URL with a host"),
-        ({"server": {"url": "https://w/?a=1"}}, "server.url: 'https://w/?a=1': a server URL takes no query or fragment"),
+        ({"server": {"url": "wats.example.com"}}, "server.url: must start with http:// or https://"),
+        ({"server": {"url": "https://w/?a=1"}}, "server.url: must not have a query (?...) or fragment (#...)"),
+        ({"server": {"url": "https://me:pw@w"}}, "server.url: must not contain a user name or password (use the token)"),
+        ({"server": {"proxy": "ftp://x"}}, "server.proxy: must start with http:// or https://"),
+        ({"server": {"proxy": "not a url"}}, "server.proxy: must start with http:// or https://"),
+        ({"server": {"proxy": "http://"}}, "server.proxy: must name a host (https://wats.example.com)"),
+        ({"server": {"proxy": "http://p:99999"}}, "server.proxy: port must be from 1 to 65535, got 99999"),
         ({"station": {"name": ""}}, "station.name: must be 1 to 100 characters, got 0"),
         ({"station": {"location": "x" * 101}}, "station.location: must be 1 to 100 characters, got 101"),
         ({"station": 3}, "station: expected a table, got an integer"),
-        ({"queue": {"retention_days": -1}}, "queue.retention_days: must be 0 or more, got -1.0"),
+        ({"queue": {"retention_days": -1}}, "queue.retention_days: must be a number, 0 or more, got -1.0"),
         ({"log": {"level": "loud"}}, "log.level: 'loud' is not one of 'debug', 'info', 'warning', 'error'"),
         ({"converters": {"name": "wsjf"}}, "converters: expected an array of tables ([[converters]]), got dict"),
         ({"converters": [{"name": "wsjf"}]}, "converters[0].watch: required key is missing"),
         ({"converters": [{"watch": "a", "name": "wsjf", "post_action": "moove"}]}, "converters[0].post_action: 'moove' is not one of 'move', 'delete', 'archive', 'keep'"),
-        ({"converters": [{"watch": "a", "name": "wsjf", "max_file_bytes": 0}]}, "converters[0].max_file_bytes: must be greater than 0, got 0"),
+        ({"converters": [{"watch": "a", "name": "wsjf", "max_file_bytes": 0}]}, "converters[0].max_file_bytes: must be a number greater than 0, got 0"),
+        ({"converters": [{"watch": "a", "name": "wsjf", "settle_s": float("nan")}]}, "converters[0].settle_s: must be a number, 0 or more, got nan"),
+        ({"converters": [{"watch": "a", "name": "wsjf", "rescan_s": float("inf")}]}, "converters[0].rescan_s: must be a number greater than 0, got inf"),
         ({"converters": [{"watch": "a", "name": "wsjf", "arguments": 3}]}, "converters[0].arguments: expected a table, got an integer"),
         ({"converters": [{"watch": "a"}]}, "converters[0]: give exactly one of name (built-in or entry point) or module"),
         ({"converters": [{"watch": "a", "name": "x", "module": "a:B"}]}, "converters[0]: give exactly one of name (built-in or entry point) or module"),
         ({"converters": [{"watch": "a", "module": "acme"}]}, "converters[0].module: 'acme' is not 'package.module:Class'"),
-        ({"converters": [{"watch": "/a", "name": "wsjf", "done_dir": "/a"}]}, "converters[0].done_dir: must not be the watch folder itself"),
         ({"server": {"token": "a", "token_file": "/b"}}, "server.token: give either token or token_file, not both"),
         ({"upload": {"retry_base_s": 10, "retry_max_s": 5}}, "upload.retry_base_s: must not be greater than upload.retry_max_s"),
     ],
@@ -164,6 +179,73 @@ def test_each_bad_value_is_named_with_its_key_path(
     document: dict[str, object], expected: str
 ) -> None:
     assert errors_of(document) == [expected]
+
+
+def test_defaults_and_rules_agree_with_the_uploaders() -> None:
+    # Both layers take their defaults from pywats.defaults and their rules from pywats.checks
+    # (and the URL rules from pywats.upload.config): what one accepts, the other accepts.
+    server, upload, entry = (
+        Config().server,
+        Config().upload,
+        config.ConverterConfig(watch=Path("/a")),
+    )
+    uploader = UploaderConfig()
+    for name in (
+        "connect_timeout_s",
+        "read_timeout_s",
+        "write_timeout_s",
+        "pool_timeout_s",
+        "verify_tls",
+    ):
+        assert (
+            getattr(server, name) == getattr(uploader, name) == getattr(defaults, name.upper())
+        ), name
+    assert upload.workers == uploader.workers == DEFAULT_WORKERS == defaults.UPLOAD_WORKERS
+    assert upload.retry_base_s == uploader.retry_base_s == defaults.RETRY_BASE_S
+    assert upload.retry_max_s == uploader.retry_max_s == defaults.RETRY_MAX_S
+    assert (
+        upload.shutdown_deadline_s == uploader.shutdown_deadline_s == defaults.SHUTDOWN_DEADLINE_S
+    )
+    assert (entry.settle_s, entry.rescan_s, entry.max_file_bytes) == (
+        defaults.SETTLE_S,
+        defaults.RESCAN_S,
+        defaults.MAX_FILE_BYTES,
+    )
+    values: list[tuple[str, str, object]] = [
+        ("upload", "workers", 1),
+        ("upload", "workers", 64),
+        ("upload", "workers", 0),
+        ("upload", "workers", 65),
+        ("upload", "retry_max_s", math.nan),
+        ("upload", "retry_base_s", math.inf),
+        ("upload", "retry_max_s", 2.5),
+        ("upload", "shutdown_deadline_s", 0.0),
+        ("upload", "shutdown_deadline_s", -math.inf),
+        ("server", "connect_timeout_s", math.nan),
+        ("server", "pool_timeout_s", 1e-9),
+        ("server", "url", "https://wats.example.com/api"),
+        ("server", "url", "ftp://wats"),
+        ("server", "url", "https://user:pw@wats"),
+        ("server", "proxy", "http://user:pw@proxy:3128"),
+        ("server", "proxy", "not a url"),
+        ("server", "proxy", "socks5://p:1080"),
+    ]
+    for table, key, value in values:
+        try:
+            config.parse({table: {key: value}})
+        except ConfigCheckError as exc:
+            ((error,),) = [exc.errors]
+            assert error.key == f"{table}.{key}"
+            refused_here = error.reason
+        else:
+            refused_here = None
+        try:
+            UploaderConfig(**{key: value})  # type: ignore[arg-type]
+        except ConfigError as exc:
+            refused_there = exc.reason
+        else:
+            refused_there = None
+        assert refused_here == refused_there, (table, key, value)
 
 
 def test_every_error_of_a_file_is_reported_at_once() -> None:
@@ -189,7 +271,7 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[upload]\nworkers = 0\n")
     with pytest.raises(ConfigError) as info:
         config.load(path)
-    assert str(info.value) == f"{path}: upload.workers: must be from 1 to 64, got 0"
+    assert str(info.value) == f"{path}: upload.workers: must be a whole number from 1 to 64, got 0"
 
 
 def test_converter_arguments_are_checked_with_the_converter_and_key() -> None:
@@ -246,6 +328,36 @@ def test_a_bad_token_file_is_named_without_the_token(tmp_path: Path) -> None:
     empty = write(tmp_path, "\n", "empty")
     with pytest.raises(ConfigError, match="is empty"):
         config.resolve_token(config.ServerConfig(token_file=empty), environ={})
+
+
+def test_the_token_is_checked_where_it_comes_from(tmp_path: Path) -> None:
+    # The uploader's rule, with the key of the source: the uploader's field would not say
+    # which file or variable to fix. The token itself is never in the message.
+    two_lines = write(tmp_path, "abc\ndef\n", "token")
+    with pytest.raises(ConfigError) as info:
+        config.resolve_token(config.ServerConfig(token_file=two_lines), environ={})
+    assert info.value.key == "server.token_file"
+    assert "must be one line of printable ASCII" in info.value.reason
+    assert "abc" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        config.resolve_token(config.ServerConfig(), environ={"PYWATS_TOKEN": "gr\u00fcn"})
+    assert info.value.key == "PYWATS_TOKEN"
+    assert "gr" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        config.resolve_token(config.ServerConfig(token="a b\tc"), environ={})
+    assert info.value.key == "server.token"
+
+
+def test_a_server_url_option_follows_the_server_url_rule() -> None:
+    assert config.with_server_url(Config(), "http://127.0.0.1:8780").server.url == (
+        "http://127.0.0.1:8780"
+    )
+    with pytest.raises(ConfigError) as info:
+        config.with_server_url(Config(), "127.0.0.1:8780")
+    assert (info.value.key, info.value.reason) == (
+        "--server-url",
+        "must start with http:// or https://",
+    )
 
 
 def test_the_token_never_shows_in_repr() -> None:
@@ -369,8 +481,8 @@ def test_config_check_prints_every_error_with_its_key_path(tmp_path: Path) -> No
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines == [
-        f"pywats config check: {path}: server.url: 'x' is not an http:// or https:// URL with a host",
-        f"pywats config check: {path}: converters[0].settle_s: must be 0 or more, got -1.0",
+        f"pywats config check: {path}: server.url: must start with http:// or https://",
+        f"pywats config check: {path}: converters[0].settle_s: must be a number, 0 or more, got -1.0",
     ]
     assert "Traceback" not in result.stderr
 

@@ -716,7 +716,7 @@ def test_config_refuses_bad_values(options: dict[str, Any], key: str) -> None:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pywats.cli_receiver", *args],
+        [sys.executable, "-m", "pywats.cli.receiver", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -228,7 +228,7 @@ def _one_line(text: str, width: int) -> str:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    """Run the queue commands alone (``python -m pywats.cli_queue queue stats``)."""
+    """Run the queue commands alone (``python -m pywats.cli.queue queue stats``)."""
     parser = argparse.ArgumentParser(prog="pywats")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)

@@ -17,8 +17,9 @@ from pywats import config as config_mod
 from pywats import logs
 from pywats.errors import ConfigError, PywatsError
 from pywats.instance import InstanceLock
+from pywats.plan import prepare
 from pywats.sdnotify import Notifier, Watchdog
-from pywats.service import Service, plan
+from pywats.service import Service
 
 log = logging.getLogger("pywats.service")
 
@@ -31,19 +32,17 @@ def _fail(message: str) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     instance = args.instance
     try:
-        config = config_mod.load_instance(instance, args.config)
-        if args.server_url is not None:
-            config = config_mod.with_server_url(config, args.server_url)
-        token = config_mod.resolve_token(config.server)
-        if token:
-            logs.redact(token)
-        run_plan = plan(instance, config, token=token)
+        # The same check as `pywats config check`: everything the config alone can get
+        # wrong is found here, before the lock is taken or anything is opened.
+        config, token, run_plan = prepare(instance, args.config, server_url=args.server_url)
     except config_mod.ConfigCheckError as exc:
         for error in exc.errors:
             print(f"pywats serve: {error}", file=sys.stderr)
         return 1
     except ConfigError as exc:
         return _fail(str(exc))
+    if token:
+        logs.redact(token)
     logs.setup_logging(args.log_level or config.log.level.value)
     try:
         lock = InstanceLock(instance)

@@ -213,7 +213,7 @@ async def _serve(config: ReceiverConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``pywats receiver`` with ``argv`` (for ``python -m pywats.cli_receiver``)."""
+    """Run ``pywats receiver`` with ``argv`` (for ``python -m pywats.cli.receiver``)."""
     parser = argparse.ArgumentParser(prog="pywats")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["receiver", *(sys.argv[1:] if argv is None else argv)])

@@ -1,4 +1,8 @@
-"""``pywats config check|init``: check an instance's configuration, or write a sample."""
+"""``pywats config check|init``: check an instance's configuration, or write a sample.
+
+``check`` runs :func:`pywats.plan.prepare`, the same check ``pywats serve`` runs before it
+opens anything, so a config it calls ok is one ``serve`` starts with.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import sys
 from pathlib import Path
 
 from pywats import config
+from pywats import defaults as default
 from pywats.errors import ConfigError
+from pywats.plan import prepare
 
-SAMPLE = """\
+_SAMPLE = """\
 # pywats instance configuration (TOML). Every key is optional; the values shown
 # commented out are the defaults. Reference: docs/configuration.md.
 # Check it with:  pywats config check --config THIS_FILE
@@ -17,8 +23,8 @@ SAMPLE = """\
 [station]
 # Header defaults for reports whose source file does not carry them.
 # name = "<host name>"          # machineName, 1-100 characters
-# location = "unknown"
-# purpose = "Production"
+# location = {STATION_LOCATION}
+# purpose = {STATION_PURPOSE}
 
 [server]
 # Without url the service converts and queues, and uploads once a url is set.
@@ -26,26 +32,26 @@ SAMPLE = """\
 # The token (the base64 credential from WATS Control Panel). Prefer token_file, or a
 # systemd credential (LoadCredential=token:...), or $PYWATS_TOKEN over writing it here.
 # token_file = "/etc/pywats/token"
-# connect_timeout_s = 10
-# read_timeout_s = 60
-# write_timeout_s = 60
-# pool_timeout_s = 10
-# verify_tls = true
+# connect_timeout_s = {CONNECT_TIMEOUT_S}
+# read_timeout_s = {READ_TIMEOUT_S}
+# write_timeout_s = {WRITE_TIMEOUT_S}
+# pool_timeout_s = {POOL_TIMEOUT_S}
+# verify_tls = {VERIFY_TLS}
 # ca_file = "/etc/ssl/certs/company-ca.pem"
 # proxy = "http://proxy.example.com:3128"
 
 [upload]
-# workers = 5                 # parallel uploads
-# retry_base_s = 1            # full-jitter exponential backoff: base ...
-# retry_max_s = 300           # ... and cap
-# shutdown_deadline_s = 10    # on stop, uploads in flight get this long
+# workers = {UPLOAD_WORKERS:<17} # parallel uploads (1 to {UPLOAD_WORKERS_MAX})
+# retry_base_s = {RETRY_BASE_S:<12} # full-jitter exponential backoff: base ...
+# retry_max_s = {RETRY_MAX_S:<13} # ... and cap
+# shutdown_deadline_s = {SHUTDOWN_DEADLINE_S:<5} # on stop, uploads in flight get this long
 
 [convert]
-# workers = 4                 # files converted at once
+# workers = {CONVERT_WORKERS:<17} # files converted at once (1 to {CONVERT_WORKERS_MAX})
 
 [queue]
 # path = "<state dir>/queue.db"
-# retention_days = 7          # uploaded reports are kept this long, then purged
+# retention_days = {RETENTION_DAYS:<10} # uploaded reports are kept this long, then purged
 
 [rpc]
 # allowed_group = "pywats"    # members may attach the TUI (besides this user and root)
@@ -63,14 +69,32 @@ watch = "/srv/test-results/ict"
 # post_action = "move"        # move, delete, archive (done_dir/YYYY-MM-DD), keep
 # done_dir = "<state dir>/done/wsjf"
 # error_dir = "<state dir>/error/wsjf"
-# settle_s = 2                # rescans take a file once unchanged this long
-# rescan_s = 30
+# settle_s = {SETTLE_S:<16} # rescans take a file once unchanged this long
+# rescan_s = {RESCAN_S}
 # use_inotify = true          # false for network shares
-# max_file_bytes = 52428800   # larger files go to the error folder unread
+# max_file_bytes = {MAX_FILE_BYTES:<10} # larger files go to the error folder unread
 # enabled = true
 
 # [converters.arguments]      # the converter's own arguments (see its docs)
 """
+
+
+def _toml(value: object) -> str:
+    """``value`` as it is written in TOML (``10.0`` as ``10``, as a person would)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+SAMPLE = _SAMPLE.format(
+    **{name: _toml(value) for name, value in vars(default).items() if name.isupper()}
+)
+"""The commented sample ``pywats config init`` writes; its defaults come from
+:mod:`pywats.defaults`, so they are the code's."""
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -83,27 +107,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        loaded = config.load(path)
-        errors: list[ConfigError] = []
-        try:
-            config.resolve_token(loaded.server)
-        except ConfigError as exc:
-            errors.append(ConfigError(exc.key, exc.reason, file=str(path)))
-        try:
-            converters = config.load_converters(loaded)
-        except config.ConfigCheckError as exc:
-            errors.extend(exc.errors)
-            converters = []
+        # Exactly what `pywats serve` runs before it opens anything; the token is only
+        # checked, never shown.
+        loaded, _, run_plan = prepare(args.instance, path, server_url=args.server_url)
     except config.ConfigCheckError as exc:
         errors = list(exc.errors)
     except ConfigError as exc:
         errors = [exc]
+    else:
+        errors = []
     if errors:
         for error in errors:
             print(f"pywats config check: {error}", file=sys.stderr)
         return 1
     server = loaded.server.url or "none (reports are queued, not uploaded)"
-    print(f"{path}: ok: {len(converters)} converter(s), server {server}")
+    print(f"{path}: ok: {len(run_plan.folders)} converter(s), server {server}")
     return 0
 
 
@@ -141,6 +159,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument("--instance", default="default", help="instance name (default: default)")
     check.add_argument("--config", metavar="PATH", help="config file (default: the instance's)")
+    check.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="check with this server instead of [server] url (as `pywats serve --server-url`)",
+    )
     check.set_defaults(func=_cmd_check)
     init = sub.add_parser("init", help="write a commented sample config")
     init.add_argument("--instance", default="default", help="instance name (default: default)")

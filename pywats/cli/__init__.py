@@ -1,0 +1,53 @@
+"""The ``pywats`` command line: :func:`main` and :func:`build_parser`.
+
+One module per command registers its subparser and handler: :mod:`pywats.cli.convert`,
+:mod:`pywats.cli.serve`, :mod:`pywats.cli.queue`, :mod:`pywats.cli.config` and
+:mod:`pywats.cli.receiver`. Every command returns an exit code; errors a user can cause
+are printed as one line on stderr (``pywats <command>: <what>: <why>``), never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pywats import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    # Imported here, not at the top: ``python -m pywats.cli.queue`` imports this package
+    # first, and a command module imported by it before runpy runs it as __main__ would
+    # make runpy warn about it.
+    from pywats.cli import config, convert, queue, receiver, serve
+
+    parser = argparse.ArgumentParser(
+        prog="pywats",
+        description="WATS test-station client: convert, queue and upload test reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"pywats {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    convert.register(sub)
+    serve.register(sub)
+    queue.register(sub)
+    config.register(sub)
+    receiver.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pywats`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `pywats convert big.json | head` closed our stdout: not an error worth a trace.
+        sys.stderr.close()
+        return 1
+    return code
