@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping
@@ -246,10 +247,18 @@ class FileRejected(Event):
     """Where in the file (a field path, line or element), empty if not known."""
     error_file: str | None = None
     """The file's new path in the error folder; ``None`` if it could not be moved."""
+    sidecar: str | None = None
+    """The ``<name>.error.txt`` beside it that says why."""
+    detail: str = ""
+    """What happened to the file when it was not moved (gone, cannot be moved: why)."""
 
     def text(self) -> str:
         where = f" at {self.field}" if self.field and self.field not in self.reason else ""
-        moved = f"; moved to {self.error_file}" if self.error_file else ""
+        if self.error_file:
+            see = f" (see {os.path.basename(self.sidecar)})" if self.sidecar else ""
+            moved = f"; moved to {self.error_file}{see}"
+        else:
+            moved = f"; {self.detail}" if self.detail else ""
         return (
             f"{self.folder}: could not convert {self.source} with {self.converter}: "
             f"{self.reason}{where}{moved}"
@@ -496,5 +505,6 @@ class Recorder:
     def __call__(self, event: E, level: int = logging.INFO, **log_kwargs: Any) -> E:
         stamped = self.hub.publish(event)
         if self._log.isEnabledFor(level):
-            self._log.log(level, "%s", stamped.text(), **log_kwargs)
+            # stacklevel: the record names the component's line that recorded it.
+            self._log.log(level, "%s", stamped.text(), stacklevel=2, **log_kwargs)
         return stamped

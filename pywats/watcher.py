@@ -22,8 +22,14 @@ A released file that is still there with the size and mtime it had when it was s
 mtime) is sent again. All bookkeeping is per file currently in the folder (plus those in
 flight): entries of files that are gone are forgotten at release and at each rescan.
 
-Directory listings and ``stat`` calls of scans run in a worker thread, so a hung network
-mount stalls this watcher only, not the service's event loop.
+A watcher may be stopped (cancelled) and run again, with another ``accepts`` answer for
+some names (the pipeline does this when a folder entry is switched off or on). The
+bookkeeping carries over, so a path in flight across the restart is not sent twice; the
+files a later run finds at its start settle like files a rescan finds.
+
+Directory listings and every ``stat`` (of scans, of inotify events and at release) run
+in worker threads, so a hung network mount stalls this watcher only, not the service's
+event loop.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import NamedTuple
 import attrs
 import trio
 
+from pywats import checks, defaults
 from pywats.errors import PywatsError
 from pywats.inotify import Event, Inotify, InotifyError, Mask
 
@@ -95,10 +102,14 @@ class WatchConfig:
     """Also watch subfolders, including ones created later (one inotify watch each).
     Subfolders with temporary names (``.git``, ``~old``) and symlinked folders are skipped."""
 
-    rescan_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    rescan_s: float = attrs.field(
+        default=defaults.RESCAN_S, validator=checks.validator(checks.positive)
+    )
     """Seconds between rescans of the whole folder."""
 
-    settle_s: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
+    settle_s: float = attrs.field(
+        default=defaults.SETTLE_S, validator=checks.validator(checks.non_negative)
+    )
     """A file a rescan finds (rather than an event) is ready once its size and mtime have
     not changed for this many seconds. Must be longer than the longest pause of a writer
     that keeps the file open under its final name."""
@@ -162,7 +173,12 @@ def _stat(path: Path) -> _Sig | None:
 
 
 def _stat_many(paths: list[Path]) -> list[_Sig | None]:
+    """:func:`_stat` of each path, for one worker-thread hand-off."""
     return [_stat(p) for p in paths]
+
+
+def _everything(name: str) -> bool:
+    return True
 
 
 def _prepare_folder(folder: Path) -> bool:
@@ -238,7 +254,8 @@ class Watcher:
     """Watches one folder and sends the paths of ready files into ``send_channel``.
 
     ``send_channel`` belongs to the caller: the watcher never closes it. Start the watcher
-    with ``await nursery.start(watcher.run)``; it runs until cancelled. A Watcher runs once.
+    with ``await nursery.start(watcher.run)``; it runs until cancelled. It may be run
+    again once a run has ended (never two runs at once); see the module docstring.
 
     Error handling:
         :meth:`run` raises :class:`~pywats.errors.PywatsError` before ``started()`` when
@@ -254,6 +271,11 @@ class Watcher:
 
     config: WatchConfig
     send_channel: trio.MemorySendChannel[Path]
+    accepts: Callable[[str], bool] = attrs.field(default=_everything, kw_only=True)
+    """A further say on file names, besides ``config.wants``, asked on the Trio thread
+    whenever a file could be sent or settle, so its answer may change while the watcher
+    runs: a refused file is left alone (and what was remembered of it is kept while it is
+    there unchanged). Run the watcher again to take the files of names it accepts again."""
 
     _root: Path = attrs.field(init=False)
     _ino: Inotify | None = attrs.field(init=False, default=None)
@@ -269,7 +291,8 @@ class Watcher:
     _settling: dict[Path, tuple[_Sig, float]] = attrs.field(init=False, factory=dict)
     _settle_due: float = attrs.field(init=False, default=math.inf)
     _wait_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
-    _started: bool = attrs.field(init=False, default=False)
+    _running: bool = attrs.field(init=False, default=False)
+    _runs: int = attrs.field(init=False, default=0)
     _files_sent: int = attrs.field(init=False, default=0)
     _rescans: int = attrs.field(init=False, default=0)
     _overflows: int = attrs.field(init=False, default=0)
@@ -302,32 +325,49 @@ class Watcher:
             watches=len(self._watches),
         )
 
-    def release(self, path: Path) -> None:
-        """Say the pipeline is done with ``path`` (moved, deleted, kept or failed).
+    def _wants(self, name: str) -> bool:
+        return self.config.wants(name) and self.accepts(name)
 
-        If the file is still there unchanged it is remembered and not sent again; if it
-        changed since it was sent, it is sent again once it is ready. Releasing a path
-        that is not in flight does nothing. Call it from the Trio thread; every path
-        sent must be released once, or its bookkeeping stays.
+    async def release(self, paths: Iterable[Path], *, retake: bool = False) -> None:
+        """Say the pipeline is done with ``paths`` (moved, deleted, kept or failed).
+
+        Each file still there unchanged since it was sent is remembered and not sent
+        again; one that changed is sent again once it is ready (at once if a close or
+        rename was seen while it was in flight, else once it has settled). With
+        ``retake``, the pipeline did not handle the files (it left them untouched): they
+        are not remembered, and are taken again once they have settled, if wanted then.
+
+        The files are looked at in one worker-thread hand-off, and stay in flight until
+        then (so nothing sends them meanwhile). Paths not in flight are ignored. Call it
+        from the Trio thread; every path sent must be released once, or its bookkeeping
+        stays. If cancelled, the paths stay in flight.
         """
-        sent = self._in_flight.pop(path, None)
-        if sent is None:
+        mine = [path for path in dict.fromkeys(paths) if path in self._in_flight]
+        if not mine:
             return
-        rewritten = path in self._dirty
-        self._dirty.discard(path)
-        current = _stat(path)
-        if current is None:
+        # Off the event loop: a stat on a hung network mount must stall this folder only.
+        current = await trio.to_thread.run_sync(_stat_many, mine, abandon_on_cancel=True)
+        now = trio.current_time()
+        settle_s = self.config.settle_s
+        for path, sig in zip(mine, current, strict=True):
+            sent = self._in_flight.pop(path, None)
+            if sent is None:
+                continue  # released by another call while we looked
+            rewritten = path in self._dirty
+            self._dirty.discard(path)
             self._handled.pop(path, None)
-        elif current == sent:
-            self._handled[path] = sent
-        else:
-            self._handled.pop(path, None)
-            now = trio.current_time()
+            if sig is None:
+                continue  # gone: nothing to remember
+            if sig == sent and not retake:
+                self._handled[path] = sent
+                continue
+            if not self._wants(path.name):
+                continue  # refused now; a later run or rescan finds it if that changes
             # A close/rename seen while in flight says the new content is complete; an
-            # otherwise changed file has to settle like any file a scan finds.
-            since = now - self.config.settle_s if rewritten else now
-            self._settling[path] = (current, since)
-            self._wake_by(since + self.config.settle_s)
+            # otherwise changed (or untouched, retaken) file settles like any a scan finds.
+            since = now - settle_s if rewritten and sig != sent else now
+            self._settling[path] = (sig, since)
+            self._wake_by(since + settle_s)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Watch until cancelled; call ``task_status.started()`` once the watch is in place.
@@ -338,9 +378,9 @@ class Watcher:
         ``started()`` and its files settle like all others. Sends wait on a full channel
         after ``started()``, so a backlog never delays the service's start-up.
         """
-        if self._started:
-            raise RuntimeError("a Watcher runs once; make a new one")
-        self._started = True
+        if self._running:
+            raise RuntimeError("this Watcher is running already; a watcher runs once at a time")
+        self._running = True
         try:
             with Inotify() if self.config.use_inotify else contextlib.nullcontext() as ino:
                 self._ino = ino
@@ -349,8 +389,12 @@ class Watcher:
                 finally:
                     self._ino = None
                     self._watches.clear()
+                    self._wait_scope = None
         except _ChannelGone:
             log.info("the channel for %s was closed; the watcher stops", self._root)
+        finally:
+            self._running = False
+            self._runs += 1
 
     async def _run(self, ino: Inotify | None, task_status: trio.TaskStatus[None]) -> None:
         cfg = self.config
@@ -386,6 +430,12 @@ class Watcher:
             # Without inotify every file has to settle anyway, so this listing (maybe
             # long, on a slow share) comes after started() and does not delay start-up.
             scan = await self._scan_root()
+        if scan is not None and self._runs:
+            # A run after a restart: what is in flight or was handled is known, and what
+            # came meanwhile (a name refused until now) may still be being written, so
+            # its files settle like a rescan's.
+            await self._take_scan(scan)
+            scan = None
         files = _oldest_first(scan.files) if scan is not None else []
         del scan
         if ino is not None:
@@ -424,6 +474,7 @@ class Watcher:
     async def _handle(self, events: list[Event]) -> bool:
         """Act on a batch of events; return whether the kernel queue overflowed."""
         overflowed = False
+        ready: dict[Path, None] = {}  # in event order, each path once
         for event in events:
             if event.overflow:
                 overflowed = True
@@ -451,11 +502,16 @@ class Watcher:
                 continue
             if not event.mask & (Mask.CLOSE_WRITE | Mask.MOVED_TO):
                 continue
-            if not self.config.wants(event.name):
+            if not self._wants(event.name):
                 continue
-            sig = _stat(path)
-            if sig is not None:
-                await self._offer(path, sig)
+            ready[path] = None
+        if ready:
+            # One hand-off for the batch: the loop never waits on the disk itself.
+            paths = list(ready)
+            sigs = await trio.to_thread.run_sync(_stat_many, paths, abandon_on_cancel=True)
+            for path, sig in zip(paths, sigs, strict=True):
+                if sig is not None:
+                    await self._offer(path, sig)
         return overflowed
 
     async def _offer(self, path: Path, sig: _Sig) -> None:
@@ -498,6 +554,8 @@ class Watcher:
     def _wanted_by_scan(self, path: Path, sig: _Sig) -> bool:
         if path in self._in_flight:
             return False
+        if not self._wants(path.name):
+            return False  # refused since it was seen (the settling entry is dropped)
         if self._handled.get(path) == sig:
             return False
         self._handled.pop(path, None)
@@ -539,8 +597,11 @@ class Watcher:
     async def _rescan(self) -> None:
         self._rescans += 1
         scan = await self._scan_root()
-        if scan is None:
-            return
+        if scan is not None:
+            await self._take_scan(scan)
+
+    async def _take_scan(self, scan: _Scan) -> None:
+        """Bring the bookkeeping in line with a listing of the whole folder; send what settled."""
         now = trio.current_time()
         present: set[Path] = set()
         ready: list[tuple[Path, _Sig]] = []

@@ -3,13 +3,17 @@
 Rules: no mocks. Files are written into watch folders under ``tmp_path`` by this process
 (threads) or by subprocesses; the assertions are what a station engineer would look at:
 what is in the queue (and its exact bytes), what is in the done and error folders, what
-the sidecars say, and what is still in the watch folder. Every test is bounded by
-``trio.fail_after``; waits are for conditions, never fixed sleeps that must be "long
-enough" (the few sleeps assert that something does *not* happen meanwhile).
+the sidecars say, what is still in the watch folder, and the events the pipeline
+publishes. Every test is bounded by ``trio.fail_after``; waits are for the pipeline's
+events (:class:`Files`: the ``FileProcessed`` or ``FileRejected`` each file ends with),
+never fixed sleeps that must be "long enough". The few timed waits assert that nothing
+happens meanwhile (:meth:`Files.quiet`), and :func:`until` is kept for the few states
+that publish no event (a full channel, a log line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,10 +38,21 @@ import attrs
 import pytest
 import trio
 
+from pywats import defaults
 from pywats.converters import ConversionContext, Source, StationDefaults, load_converter
 from pywats.converters.wsjf import WsjfConverter
 from pywats.converters.wsxf import WsxfConverter
-from pywats.errors import PywatsError
+from pywats.errors import ConfigError, PywatsError
+from pywats.events import (
+    Event,
+    EventHub,
+    FileProcessed,
+    FileRejected,
+    Gap,
+    ReportQueued,
+    Subscription,
+)
+from pywats.events import FileOutcome as Outcome
 from pywats.pipeline import FolderConfig, Pipeline, PostAction
 from pywats.report import Report, wsjf
 from pywats.store import NewReport, QueuedReport, SourceFile, Store
@@ -90,20 +105,110 @@ def make_folder(tmp_path: Path, name: str = "line1", **overrides: Any) -> Folder
     return FolderConfig(**settings)
 
 
+FileOutcome = FileProcessed | FileRejected
+"""The event that ends a file: one per file a worker takes."""
+
+
+@attrs.define(eq=False)
+class Files:
+    """The file outcomes a pipeline publishes, received from its hub as they come.
+
+    Tests wait for these events (bounded), never for counters by polling: every file a
+    worker takes ends in exactly one ``FileProcessed`` or ``FileRejected``.
+    """
+
+    subscription: Subscription
+    events: list[Event] = attrs.field(factory=list)
+    """Everything received, in order (``ReportQueued`` and ``ComponentStatus`` too)."""
+    outcomes: list[FileOutcome] = attrs.field(factory=list)
+    """The file outcomes received, in order."""
+
+    def _take(self, event: Event) -> None:
+        if isinstance(event, Gap):
+            pytest.fail(f"the test's subscription dropped {event.dropped} event(s)")
+        self.events.append(event)
+        if isinstance(event, FileProcessed | FileRejected):
+            self.outcomes.append(event)
+
+    async def wait(self, count: int, what: str, timeout: float = 20) -> list[FileOutcome]:
+        """Wait until ``count`` file outcomes have been published in all; return them."""
+        with trio.move_on_after(timeout):
+            while len(self.outcomes) < count:
+                self._take(await self.subscription.receive())
+            return list(self.outcomes)
+        pytest.fail(
+            f"timed out after {timeout} s waiting for {what} "
+            f"({len(self.outcomes)} of {count} file outcomes: {self.outcomes})"
+        )
+
+    async def wait_for(
+        self, match: Callable[[Event], bool], what: str, timeout: float = 20
+    ) -> Event:
+        """Wait for the next event (from now) that ``match`` accepts; return it."""
+        with trio.move_on_after(timeout):
+            while True:
+                event = await self.subscription.receive()
+                self._take(event)
+                if match(event):
+                    return event
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+    async def quiet(self, seconds: float) -> None:
+        """No file outcome comes within ``seconds`` (rescans pass meanwhile)."""
+        before = len(self.outcomes)
+        with trio.move_on_after(seconds):
+            while len(self.outcomes) == before:
+                self._take(await self.subscription.receive())
+            pytest.fail(f"unexpected outcome {self.outcomes[-1]}")
+
+    def drain(self) -> None:
+        """Take every event already published."""
+        while True:
+            try:
+                self._take(self.subscription.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+
+    def of(self, name: str) -> list[FileOutcome]:
+        """The outcomes of the files called ``name``."""
+        return [o for o in self.outcomes if Path(o.source).name == name]
+
+    def kinds(self) -> dict[str, str]:
+        """File name -> its outcome (``rejected`` for FileRejected); each file once."""
+        out: dict[str, str] = {}
+        for o in self.outcomes:
+            name = Path(o.source).name
+            assert name not in out, f"{name} has two outcomes: {self.of(name)}"
+            out[name] = o.outcome if isinstance(o, FileProcessed) else "rejected"
+        return out
+
+
+def watch(hub: EventHub) -> Files:
+    """Subscribe to ``hub`` with room for every event of a test."""
+    return Files(hub.subscribe(buffer=1_000_000))
+
+
 @asynccontextmanager
-async def running(store: Store, *folders: FolderConfig, **options: Any) -> AsyncIterator[Pipeline]:
-    """A started pipeline; stopped gracefully (begin_shutdown, then run returns) at exit."""
-    pipeline = Pipeline(store, folders, station=STATION, **options)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(pipeline.run)
-        yield pipeline
-        pipeline.begin_shutdown()
+async def running(
+    store: Store, *folders: FolderConfig, **options: Any
+) -> AsyncIterator[tuple[Pipeline, Files]]:
+    """A started pipeline and its outcomes; stopped gracefully (begin_shutdown, then run
+    returns) at exit."""
+    hub = EventHub()
+    files = watch(hub)
+    pipeline = Pipeline(store, folders, station=STATION, hub=hub, **options)
+    with files.subscription:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.run)
+            yield pipeline, files
+            pipeline.begin_shutdown()
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+async def until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Wait for a state that publishes no event (a full channel, a log line)."""
     with trio.move_on_after(timeout):
         while not condition():
-            await trio.sleep(0.02)
+            await trio.sleep(0.01)
         return
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
@@ -112,15 +217,6 @@ def counts(pipeline: Pipeline, name: str = "line1") -> tuple[int, int, int, int]
     """(files converted, reports queued, files failed, duplicates skipped) of a folder."""
     s = pipeline.statistics().folders[name]
     return (s.files_converted, s.reports_queued, s.files_failed, s.duplicates_skipped)
-
-
-def handled(pipeline: Pipeline, name: str = "line1") -> int:
-    s = pipeline.statistics().folders[name]
-    return s.files_converted + s.files_failed + s.duplicates_skipped + s.files_left
-
-
-def vanished(pipeline: Pipeline, name: str = "line1") -> int:
-    return pipeline.statistics().folders[name].files_vanished
 
 
 def names(folder: Path) -> list[str]:
@@ -159,13 +255,30 @@ class Gated:
 
     gate: threading.Event = attrs.field(factory=threading.Event)
     entered: list[str] = attrs.field(factory=list)
+    _token: trio.lowlevel.TrioToken | None = None
+    _changed: trio.Event = attrs.field(factory=trio.Event)
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         self.entered.append(source.path.name)
+        token = self._token
+        if token is not None:
+            # Wake a test waiting in wait_entered (this runs in a converter thread).
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(lambda: self._changed.set())
         # Bounded: a test that forgets to open the gate fails instead of hanging.
         if not self.gate.wait(60):
             raise RuntimeError("gate never opened")
         return WsjfConverter().convert(source, context)
+
+    async def wait_entered(self, count: int, timeout: float = 20) -> list[str]:
+        """Wait until ``count`` files have entered the converter; return their names."""
+        with trio.fail_after(timeout):
+            while len(self.entered) < count:
+                self._changed = trio.Event()
+                self._token = trio.lowlevel.current_trio_token()
+                if len(self.entered) < count:  # entered before the token was set
+                    await self._changed.wait()
+        return list(self.entered)
 
 
 @pytest.fixture
@@ -229,10 +342,12 @@ async def test_a_file_written_in_pieces_gives_one_complete_report(
                 time.sleep(0.2)
 
     with trio.fail_after(30):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             await trio.to_thread.run_sync(write)
-            await wait_until(lambda: handled(pipeline) == 1, "the file to be converted")
-            await trio.sleep(0.5)  # nothing else happens: no second report, no failure
+            [outcome] = await files.wait(1, "the file to be converted")
+            assert isinstance(outcome, FileProcessed)
+            assert outcome.outcome == Outcome.CONVERTED
+            await files.quiet(0.5)  # nothing else happens: no second report, no failure
             assert counts(pipeline) == (1, 1, 0, 0)
     [report] = await queued(store)
     assert report.body == expected_body(data)
@@ -245,11 +360,11 @@ async def test_a_file_written_in_pieces_gives_one_complete_report(
 async def test_a_file_renamed_into_place_gives_one_report(tmp_path: Path, store: Store) -> None:
     folder = make_folder(tmp_path)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "r.json.tmp").write_bytes(with_id(1))
             os.rename(folder.watch / "r.json.tmp", folder.watch / "r.json")
-            await wait_until(lambda: handled(pipeline) == 1, "the renamed file")
-            await trio.sleep(0.6)  # a rescan passes: nothing more
+            await files.wait(1, "the renamed file")
+            await files.quiet(0.6)  # a rescan passes: nothing more
             assert counts(pipeline) == (1, 1, 0, 0)
     [report] = await queued(store)
     assert report.body == expected_body(with_id(1))
@@ -266,14 +381,12 @@ async def test_10000_files_present_at_start_are_all_queued_and_moved(
     for n in range(count):
         (folder.watch / f"r{n:05d}.json").write_bytes(wsjf_bytes(n))
     with trio.fail_after(90):
-        async with running(store, folder) as pipeline:
-            await wait_until(lambda: handled(pipeline) == count, "every file", timeout=85)
+        async with running(store, folder) as (pipeline, files):
+            outcomes = await files.wait(count, "every file", timeout=85)
             assert counts(pipeline) == (count, count, 0, 0)
-            # A worker releases the paths it took together once it is done with them all.
-            await wait_until(
-                lambda: pipeline.statistics().folders["line1"].watcher.in_flight == 0,
-                "every path released",
-            )
+            assert {o.outcome for o in outcomes if isinstance(o, FileProcessed)} == {"converted"}
+    # A worker releases the paths it took together once it is done with them all.
+    assert pipeline.statistics().folders["line1"].watcher.in_flight == 0
     assert (await store.stats()).pending == count
     assert names(folder.watch) == []
     assert len(names(folder.done_dir)) == count
@@ -311,10 +424,17 @@ async def test_files_taken_together_each_get_their_own_outcome(
     )
     (folder.watch / "clash.json").write_bytes(with_id(99, sn="OTHER"))
     with trio.fail_after(30):
-        async with running(store, folder, workers=1) as pipeline:
-            await wait_until(lambda: handled(pipeline) == 8, "every file")
+        async with running(store, folder, workers=1) as (pipeline, files):
+            await files.wait(8, "every file")
             # converted, reports, failed, duplicates
             assert counts(pipeline) == (4, 4, 3, 1)
+            assert files.kinds() == {
+                **dict.fromkeys(good, "converted"),
+                "copy.json": "duplicate",
+                "broken.json": "rejected",
+                "huge.json": "rejected",
+                "clash.json": "rejected",
+            }
     assert names(folder.watch) == []
     assert names(folder.done_dir) == sorted([*good, "copy.json"])
     assert names(folder.error_dir) == sorted(
@@ -339,7 +459,7 @@ async def test_a_burst_that_overflows_inotify_loses_nothing(
     folder = make_folder(tmp_path, converter=gated, rescan_s=300, settle_s=0.2)
     real = [f"b{n:03d}.json" for n in range(200)]
     with trio.fail_after(45):
-        async with running(store, folder, workers=1, channel_size=1) as pipeline:
+        async with running(store, folder, workers=1, channel_size=1) as (pipeline, files):
             # One or two files in hand (the worker takes what is waiting; the converter
             # waits), one in the channel, one the watcher is trying to send: the watcher
             # reads no events now, the kernel queues them.
@@ -351,7 +471,7 @@ async def test_a_burst_that_overflows_inotify_loses_nothing(
                 line1 = stats.folders["line1"]
                 return stats.waiting == 1 and line1.watcher.files_sent == line1.in_hand + 2
 
-            await wait_until(watcher_blocked, "the watcher to block")
+            await until(watcher_blocked, "the watcher to block")
 
             def burst() -> None:
                 # Closing a file opened for writing queues an event even for names that
@@ -365,7 +485,7 @@ async def test_a_burst_that_overflows_inotify_loses_nothing(
 
             await trio.to_thread.run_sync(burst)
             gated.gate.set()
-            await wait_until(lambda: handled(pipeline) == 4 + len(real), "every real file")
+            await files.wait(4 + len(real), "every real file", timeout=40)
             assert counts(pipeline) == (204, 204, 0, 0)
             watcher = pipeline.statistics().folders["line1"].watcher
             assert watcher.overflows >= 1
@@ -380,9 +500,9 @@ async def test_a_folder_without_inotify_is_handled_by_rescans(tmp_path: Path, st
     folder.watch.mkdir(parents=True)
     (folder.watch / "before.json").write_bytes(with_id(1))
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "after.json").write_bytes(with_id(2))
-            await wait_until(lambda: handled(pipeline) == 2, "both files")
+            await files.wait(2, "both files")
             assert counts(pipeline) == (2, 2, 0, 0)
             watcher = pipeline.statistics().folders["line1"].watcher
             assert watcher.watches == 0  # no inotify at all
@@ -435,19 +555,23 @@ async def test_every_kind_of_bad_file_goes_to_the_error_folder_with_a_sidecar(
     converters = {"json": "wsjf", "xml": "wsxf", "empty": "empty"}
     before = datetime.now(UTC) - timedelta(seconds=1)
     with trio.fail_after(20):
-        async with running(store, *folders) as pipeline:
+        async with running(store, *folders) as (pipeline, files):
             for (folder_name, file_name), (data, _, _) in cases.items():
                 (by_name[folder_name].watch / file_name).write_bytes(data)
-            await wait_until(
-                lambda: sum(handled(pipeline, f.name) for f in folders) == len(cases),
-                "every bad file",
-            )
+            outcomes = await files.wait(len(cases), "every bad file")
             failed = {f.name: counts(pipeline, f.name)[2] for f in folders}
             assert failed == {"json": 4, "xml": 1, "empty": 1, "sloppy": 1, "buggy": 1}
     after = datetime.now(UTC) + timedelta(seconds=1)
     assert (await store.stats()).total == 0
+    rejected = {Path(o.source).name: o for o in outcomes if isinstance(o, FileRejected)}
+    assert len(rejected) == len(cases)
     for (folder_name, file_name), (data, reason, field) in cases.items():
         folder = by_name[folder_name]
+        event = rejected[file_name]
+        assert (event.folder, event.source) == (folder_name, str(folder.watch / file_name))
+        assert event.error_file == str(folder.error_dir / file_name)
+        assert reason in event.reason
+        assert event.field == ("" if field == "-" else field)
         assert names(folder.watch) == []
         # Moved unchanged, with its explanation beside it.
         assert (folder.error_dir / file_name).read_bytes() == data
@@ -456,7 +580,7 @@ async def test_every_kind_of_bad_file_goes_to_the_error_folder_with_a_sidecar(
         assert fields["file"] == str(folder.watch / file_name)
         assert fields["size"] == f"{len(data)} bytes"
         name = converters.get(folder_name, folder_name)
-        assert fields["converter"].split()[0] == name
+        assert fields["converter"].split()[0] == name == event.converter
         assert reason in fields["reason"], text
         assert "converter crashed" not in text
         assert fields["field"] == field
@@ -512,7 +636,7 @@ import json, trio
 from pathlib import Path
 from pywats.converters import StationDefaults
 from pywats.converters.wsjf import WsjfConverter
-from pywats.errors import PywatsError
+from pywats.events import FileProcessed, FileRejected
 from pywats.pipeline import FolderConfig, Pipeline
 from pywats.store import Store
 
@@ -522,15 +646,14 @@ async def main():
         folder = FolderConfig(name="line1", converter=WsjfConverter(), watch=base / "in",
                               done_dir=base / "done", error_dir=base / "error")
         pipeline = Pipeline(store, [folder], station=StationDefaults())
-        with trio.fail_after(30):
+        with trio.fail_after(30), pipeline.hub.subscribe() as events:
             async with trio.open_nursery() as nursery:
                 await nursery.start(pipeline.run)
-                while True:
-                    s = pipeline.statistics().folders["line1"]
-                    if s.files_failed + s.files_converted:
+                async for event in events:
+                    if isinstance(event, FileProcessed | FileRejected):
                         break
-                    await trio.sleep(0.02)
                 pipeline.begin_shutdown()
+        s = pipeline.statistics().folders["line1"]
         print(json.dumps({{"failed": s.files_failed, "queued": (await store.stats()).total}}))
 
 trio.run(main)
@@ -542,13 +665,18 @@ async def test_a_report_id_already_queued_from_another_file_is_rejected(
 ) -> None:
     folder = make_folder(tmp_path)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "first.json").write_bytes(with_id(1))
-            await wait_until(lambda: handled(pipeline) == 1, "the first file")
+            await files.wait(1, "the first file")
             # Other content (another serial number), the same report id.
             (folder.watch / "second.json").write_bytes(with_id(1, sn="OTHER"))
-            await wait_until(lambda: handled(pipeline) == 2, "the second file")
+            [_, second] = await files.wait(2, "the second file")
             assert counts(pipeline) == (1, 1, 1, 0)
+            assert isinstance(second, FileRejected)
+            assert (second.field, second.error_file) == (
+                "id",
+                str(folder.error_dir / "second.json"),
+            )
     [report] = await queued(store)
     assert report.sn == "SN00001"
     fields = sidecar(folder.error_dir / "second.json.error.txt")
@@ -566,15 +694,20 @@ async def test_the_same_content_dropped_again_is_not_queued_twice(
     folder = make_folder(tmp_path)
     data = wsjf_bytes(1)  # no id in the file: every conversion would make a fresh one
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "a.json").write_bytes(data)
-            await wait_until(lambda: handled(pipeline) == 1, "the first copy")
+            await files.wait(1, "the first copy")
             (folder.watch / "a.json").write_bytes(data)
-            await wait_until(lambda: handled(pipeline) == 2, "the second copy")
+            await files.wait(2, "the second copy")
             (folder.watch / "b.json").write_bytes(data)
-            await wait_until(lambda: handled(pipeline) == 3, "the third copy")
+            outcomes = await files.wait(3, "the third copy")
             assert counts(pipeline) == (1, 1, 0, 2)
     [report] = await queued(store)
+    assert [(o.outcome, o.report_ids) for o in outcomes if isinstance(o, FileProcessed)] == [
+        ("converted", (report.id,)),
+        ("duplicate", (report.id,)),
+        ("duplicate", (report.id,)),
+    ]
     # Every copy is filed away; a taken name gets a number.
     assert names(folder.done_dir) == ["a.1.json", "a.json", "b.json"]
     assert names(folder.watch) == []
@@ -590,12 +723,17 @@ async def test_a_file_with_several_reports_is_queued_in_one_go(
     folder = make_folder(tmp_path)
     data = json.dumps([json.loads(with_id(1)), json.loads(with_id(2))]).encode()
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "two.json").write_bytes(data)
-            await wait_until(lambda: handled(pipeline) == 1, "the file")
+            [outcome] = await files.wait(1, "the file")
             assert counts(pipeline) == (1, 2, 0, 0)
     reports = await queued(store)
     assert {r.sn for r in reports} == {"SN00001", "SN00002"}
+    # A ReportQueued for each report, before the file's own outcome.
+    queued_events = [e for e in files.events if isinstance(e, ReportQueued)]
+    assert [e.report_id for e in queued_events] == list(outcome.report_ids)
+    assert {e.sn for e in queued_events} == {"SN00001", "SN00002"}
+    assert all(e.seq < outcome.seq for e in queued_events)
     assert {r.source for r in reports} == {str(folder.watch / "two.json")}
 
 
@@ -605,9 +743,9 @@ async def test_post_action_move_never_overwrites(tmp_path: Path, store: Store) -
     (folder.done_dir / "a.json").write_bytes(b"older a")
     (folder.done_dir / "a.1.json").write_bytes(b"older a.1")
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (_pipeline, files):
             (folder.watch / "a.json").write_bytes(with_id(1))
-            await wait_until(lambda: handled(pipeline) == 1, "the file")
+            await files.wait(1, "the file")
     assert (folder.done_dir / "a.json").read_bytes() == b"older a"
     assert (folder.done_dir / "a.1.json").read_bytes() == b"older a.1"
     assert (folder.done_dir / "a.2.json").read_bytes() == with_id(1)
@@ -617,10 +755,12 @@ async def test_post_action_move_never_overwrites(tmp_path: Path, store: Store) -
 async def test_post_action_delete(tmp_path: Path, store: Store) -> None:
     folder = make_folder(tmp_path, post_action="delete")
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "a.json").write_bytes(with_id(1))
-            await wait_until(lambda: handled(pipeline) == 1, "the file")
+            [outcome] = await files.wait(1, "the file")
             assert counts(pipeline) == (1, 1, 0, 0)
+            assert isinstance(outcome, FileProcessed)
+            assert outcome.detail == "deleted"
     assert names(folder.watch) == []
     assert not folder.done_dir.exists()  # not even created: delete needs no done folder
     assert len(await queued(store)) == 1
@@ -632,10 +772,10 @@ async def test_post_action_archive_sorts_by_local_date(tmp_path: Path, store: St
     # 23:30 UTC on 31 January is already 1 February on the station.
     clock = lambda: datetime(2026, 1, 31, 23, 30, tzinfo=UTC).astimezone(oslo)  # noqa: E731
     with trio.fail_after(20):
-        async with running(store, folder, wall_clock=clock) as pipeline:
+        async with running(store, folder, wall_clock=clock) as (_pipeline, files):
             for n in range(2):
                 (folder.watch / f"r{n}.json").write_bytes(with_id(n))
-            await wait_until(lambda: handled(pipeline) == 2, "both files")
+            await files.wait(2, "both files")
     assert names(folder.done_dir) == ["2026-02-01"]
     assert names(folder.done_dir / "2026-02-01") == ["r0.json", "r1.json"]
 
@@ -645,16 +785,20 @@ async def test_post_action_keep_leaves_the_file_and_never_queues_it_again(
 ) -> None:
     folder = make_folder(tmp_path, post_action="keep", rescan_s=0.2, settle_s=0.1)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "a.json").write_bytes(wsjf_bytes(1))
-            await wait_until(lambda: handled(pipeline) == 1, "the file")
-            await trio.sleep(1.0)  # several rescans: the kept file is remembered
+            [outcome] = await files.wait(1, "the file")
+            assert isinstance(outcome, FileProcessed)
+            assert outcome.detail == "kept in place"
+            await files.quiet(1.0)  # several rescans: the kept file is remembered
             assert counts(pipeline) == (1, 1, 0, 0)
             assert pipeline.statistics().folders["line1"].watcher.remembered == 1
         # A restart sees it again; its hash says it is already queued.
-        async with running(store, folder) as pipeline:
-            await wait_until(lambda: handled(pipeline) == 1, "the file after restart")
+        async with running(store, folder) as (pipeline, files):
+            [outcome] = await files.wait(1, "the file after restart")
             assert counts(pipeline) == (0, 0, 0, 1)
+            assert isinstance(outcome, FileProcessed)
+            assert outcome.outcome == Outcome.DUPLICATE
     assert names(folder.watch) == ["a.json"]
     assert len(await queued(store)) == 1
 
@@ -670,8 +814,8 @@ async def test_move_across_file_systems(tmp_path: Path, store: Store) -> None:
         (folder.watch / "a.json").write_bytes(with_id(1))
         os.utime(folder.watch / "a.json", (1_700_000_000, 1_700_000_000))
         with trio.fail_after(20):
-            async with running(store, folder) as pipeline:
-                await wait_until(lambda: handled(pipeline) == 1, "the file")
+            async with running(store, folder) as (pipeline, files):
+                await files.wait(1, "the file")
                 assert counts(pipeline) == (1, 1, 0, 0)
         assert names(other) == ["a.1.json", "a.json"]  # no temporary copy left behind
         assert (other / "a.1.json").read_bytes() == with_id(1)
@@ -692,13 +836,13 @@ async def test_recursive_folders_keep_their_structure(tmp_path: Path, store: Sto
         error_dir=base / ".error",
     )
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (base / "fixture-a" / "slot-1").mkdir(parents=True)
             (base / "fixture-a" / "slot-1" / "r.json").write_bytes(with_id(1))
             (base / "fixture-b").mkdir()
             (base / "fixture-b" / "r.json").write_bytes(b"{broken")
-            await wait_until(lambda: handled(pipeline) == 2, "both files")
-            await trio.sleep(0.6)  # a rescan: the hidden done/error folders are not watched
+            await files.wait(2, "both files")
+            await files.quiet(0.6)  # a rescan: the hidden done/error folders are not watched
             assert counts(pipeline) == (1, 1, 1, 0)
     assert names(base / ".done" / "fixture-a" / "slot-1") == ["r.json"]
     assert names(base / ".error" / "fixture-b") == ["r.json", "r.json.error.txt"]
@@ -712,11 +856,11 @@ async def test_a_busy_pipeline_leaves_files_in_the_watch_folder(
 ) -> None:
     folder = make_folder(tmp_path, converter=gated, rescan_s=0.1, settle_s=0.05)
     folder.watch.mkdir(parents=True)
-    files = [f"r{n}.json" for n in range(10)]
-    for n, name in enumerate(files):
+    files_ = [f"r{n}.json" for n in range(10)]
+    for n, name in enumerate(files_):
         (folder.watch / name).write_bytes(wsjf_bytes(n))
     with trio.fail_after(30):
-        async with running(store, folder, workers=2, channel_size=2) as pipeline:
+        async with running(store, folder, workers=2, channel_size=2) as (pipeline, files):
             # Both workers busy (each with the file it waits on, and any it took along),
             # 2 in the channel, 1 the watcher waits to send.
             def full() -> bool:
@@ -726,19 +870,22 @@ async def test_a_busy_pipeline_leaves_files_in_the_watch_folder(
                     line1.watcher.files_sent == line1.in_hand + 3
                 )
 
-            await wait_until(full, "the channel to fill")
+            await until(full, "the channel to fill")
             sent = pipeline.statistics().folders["line1"].watcher.files_sent
             await trio.sleep(0.5)  # rescans pass; nothing moves
             assert full()
             assert pipeline.statistics().folders["line1"].watcher.files_sent == sent
-            assert names(folder.watch) == files
+            assert names(folder.watch) == files_
             assert (await store.stats()).total == 0
             (folder.watch / "r7.json").unlink()  # someone takes one away meanwhile
             gated.gate.set()
-            await wait_until(lambda: handled(pipeline) + vanished(pipeline) == 10, "every file")
-            assert vanished(pipeline) == 1
+            await files.wait(10, "every file")
+            assert files.kinds() == {
+                name: "vanished" if name == "r7.json" else "converted" for name in files_
+            }
+            assert pipeline.statistics().folders["line1"].files_vanished == 1
     assert names(folder.watch) == []
-    assert names(folder.done_dir) == [name for name in files if name != "r7.json"]
+    assert names(folder.done_dir) == [name for name in files_ if name != "r7.json"]
     assert (await store.stats()).pending == 9
 
 
@@ -750,6 +897,7 @@ async def test_graceful_stop_finishes_the_file_in_hand(
     for n in range(3):
         (folder.watch / f"r{n}.json").write_bytes(wsjf_bytes(n))
     pipeline = Pipeline(store, [folder], station=STATION, workers=1, channel_size=1)
+    files = watch(pipeline.hub)
     stopped = trio.Event()
 
     async def run() -> None:
@@ -759,16 +907,22 @@ async def test_graceful_stop_finishes_the_file_in_hand(
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
-            await wait_until(lambda: len(gated.entered) == 1, "a file in hand")
-            in_hand = gated.entered[0]
+            [in_hand] = await gated.wait_entered(1)
             pipeline.begin_shutdown()
-            await trio.sleep(0.3)
+            await trio.sleep(0.3)  # asserting it does not stop meanwhile
             assert not stopped.is_set()  # waiting for the file in hand
             assert pipeline.statistics().stopping
             gated.gate.set()
             await stopped.wait()
     stats = pipeline.statistics()
     assert counts(pipeline) == (1, 1, 0, 0)
+    # Those sent along were taken from the channel (or the batch) and left: every file
+    # sent has one outcome.
+    files.drain()
+    kinds = files.kinds()
+    assert len(kinds) == stats.folders["line1"].watcher.files_sent >= 2
+    assert kinds.pop(in_hand) == "converted"
+    assert set(kinds.values()) == {"left"}
     assert stats.busy == 0
     assert stats.folders["line1"].watcher.in_flight == 0  # every path was released
     assert names(folder.done_dir) == [in_hand]
@@ -786,13 +940,13 @@ async def test_cancelling_mid_conversion_leaves_the_file_for_next_time(
         async with trio.open_nursery() as nursery:
             pipeline = Pipeline(store, [folder], station=STATION)
             await nursery.start(pipeline.run)
-            await wait_until(lambda: len(gated.entered) == 1, "the file in hand")
+            await gated.wait_entered(1)
             nursery.cancel_scope.cancel()  # like a SIGKILL'd converter: no graceful stop
         assert names(folder.watch) == ["a.json"]
         assert (await store.stats()).total == 0
         gated.gate.set()
-        async with running(store, folder) as pipeline:
-            await wait_until(lambda: handled(pipeline) == 1, "the file after restart")
+        async with running(store, folder) as (pipeline, files):
+            await files.wait(1, "the file after restart")
             assert counts(pipeline) == (1, 1, 0, 0)
     assert names(folder.done_dir) == ["a.json"]
 
@@ -819,9 +973,12 @@ async def test_a_crash_between_commit_and_move_is_healed_at_restart(
     source = SourceFile(hashlib.sha256(data).hexdigest(), str(path), len(data), 0.0)
     await store.enqueue([report], source)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
-            await wait_until(lambda: handled(pipeline) == 1, "the file")
+        async with running(store, folder) as (pipeline, files):
+            [outcome] = await files.wait(1, "the file")
             assert counts(pipeline) == (0, 0, 0, 1)
+            assert isinstance(outcome, FileProcessed)
+            assert (outcome.outcome, outcome.report_ids) == (Outcome.DUPLICATE, (report.id,))
+            assert outcome.detail == f"moved to {folder.done_dir / 'a.json'}"
     assert [r.id for r in await queued(store)] == [report.id]
     assert names(folder.done_dir) == ["a.json"]
     assert names(folder.watch) == []
@@ -833,14 +990,21 @@ async def test_a_file_rewritten_during_conversion_is_converted_again(
     folder = make_folder(tmp_path, converter=gated, settle_s=30, rescan_s=300)
     path = folder.watch / "a.json"
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             path.write_bytes(wsjf_bytes(1))
-            await wait_until(lambda: len(gated.entered) == 1, "the first version in hand")
+            await gated.wait_entered(1)
             path.write_bytes(wsjf_bytes(2, pn="REWRITTEN"))
             gated.gate.set()
             # The first version is queued, but the file is not moved: it is not what was
             # read. Its close event makes the new content ready again.
-            await wait_until(lambda: counts(pipeline)[0] == 2, "the second version")
+            first, second = await files.wait(2, "the second version")
+            assert isinstance(first, FileProcessed)
+            assert isinstance(second, FileProcessed)
+            assert first.outcome == Outcome.LEFT
+            assert "changed after it was read" in first.detail
+            assert len(first.report_ids) == 1  # queued all the same
+            assert second.outcome == Outcome.CONVERTED
+            assert counts(pipeline) == (1, 2, 0, 0)
             assert pipeline.statistics().folders["line1"].files_left == 1
     assert [(r.sn, r.pn) for r in await queued(store)] == [
         ("SN00001", "PCBA-100"),
@@ -860,16 +1024,16 @@ async def test_a_locked_database_is_retried_and_the_file_waits(
         other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
         try:
             with trio.fail_after(20):
-                async with running(store, folder, store_retry_s=(0.1, 0.2)) as pipeline:
+                async with running(store, folder, store_retry_s=(0.1, 0.2)) as (pipeline, files):
                     (folder.watch / "a.json").write_bytes(with_id(1))
-                    await wait_until(
+                    await until(
                         lambda: caplog.text.count("cannot queue the reports of") >= 2,
                         "failed attempts",
                     )
                     assert names(folder.watch) == ["a.json"]
                     assert names(folder.error_dir) == []
                     other.execute("ROLLBACK")
-                    await wait_until(lambda: handled(pipeline) == 1, "the file")
+                    await files.wait(1, "the file")
                     assert counts(pipeline) == (1, 1, 0, 0)
         finally:
             other.close()
@@ -906,11 +1070,11 @@ async def test_a_plugin_found_by_entry_point_works_through_the_pipeline(
     folder = make_folder(tmp_path, converter=loaded.converter, arguments=loaded.arguments)
     assert folder.patterns == ("*.acme",)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (pipeline, files):
             (folder.watch / "ignored.json").write_bytes(with_id(1))
             (folder.watch / "sample.acme").write_bytes((EXAMPLE / "sample.acme").read_bytes())
             (folder.watch / "bad.acme").write_text("SN=1\nPN=P\nREV=A\nMEAS VCC x 1 2\n")
-            await wait_until(lambda: handled(pipeline) == 2, "both acme files")
+            await files.wait(2, "both acme files")
             assert counts(pipeline) == (1, 1, 1, 0)
     [row] = await queued(store)
     assert row.converter == "acme"
@@ -928,7 +1092,7 @@ def test_folder_config_defaults_and_checks(tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
     assert folder.patterns == ("*.json",)
     assert folder.post_action is PostAction.MOVE
-    assert folder.max_file_bytes == 50 * 1024 * 1024
+    assert folder.max_file_bytes == defaults.MAX_FILE_BYTES == 50 * 1024 * 1024
     assert (folder.settle_s, folder.rescan_s, folder.recursive) == (0.2, 0.5, False)
     inside = tmp_path / "line1" / "in" / "done"
     # Non-recursive: a subfolder of the watch folder is not watched, so it may hold them.
@@ -951,6 +1115,24 @@ def test_folder_config_defaults_and_checks(tmp_path: Path) -> None:
         make_folder(tmp_path, converter=load_converter("wsjf"))
     with pytest.raises(ValueError, match="patterns"):
         make_folder(tmp_path, patterns=())
+    # Value rules are pywats.checks' (the config layer's), naming the field.
+    defaulted = FolderConfig(
+        name="x",
+        converter=WsjfConverter(),
+        watch=tmp_path,
+        done_dir=tmp_path / "d",
+        error_dir=tmp_path / "e",
+    )
+    assert (defaulted.settle_s, defaulted.rescan_s) == (defaults.SETTLE_S, defaults.RESCAN_S)
+    for field, value, rule in [
+        ("settle_s", -1.0, "0 or more"),
+        ("settle_s", float("nan"), "0 or more"),
+        ("rescan_s", 0, "greater than 0"),
+        ("max_file_bytes", 0, "greater than 0"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{field}: must be a number.*{rule}") as info:
+            make_folder(tmp_path, **{field: value})
+        assert info.value.key == field
 
 
 async def test_folder_sets_that_would_take_files_twice_are_refused(
@@ -986,14 +1168,16 @@ async def test_entries_sharing_a_folder_take_the_files_their_patterns_match(
     rest = make_folder(tmp_path, "rest", watch=inbox, converter=Empty(), patterns="*")
     xml = (ROOT / "tests" / "data" / "uut-wsxf-export.xml").read_bytes()
     with trio.fail_after(20):
-        async with running(store, json_entry, xml_entry, rest) as pipeline:
+        async with running(store, json_entry, xml_entry, rest) as (pipeline, files):
             (inbox / "a.json").write_bytes(with_id(1))
             (inbox / "b.XML").write_bytes(xml)
             (inbox / "c.log").write_bytes(b"whatever")
-            await wait_until(
-                lambda: sum(handled(pipeline, n) for n in ("wsjf", "wsxf", "rest")) == 3,
-                "all three files",
-            )
+            outcomes = await files.wait(3, "all three files")
+            assert sorted((o.folder, Path(o.source).name) for o in outcomes) == [
+                ("rest", "c.log"),
+                ("wsjf", "a.json"),
+                ("wsxf", "b.XML"),
+            ]
             assert counts(pipeline, "wsjf") == (1, 1, 0, 0)
             assert counts(pipeline, "wsxf") == (1, 1, 0, 0)
             assert counts(pipeline, "rest") == (0, 0, 1, 0)
@@ -1024,10 +1208,10 @@ async def test_each_event_is_one_log_line_naming_the_file_and_outcome(
     caplog.set_level(logging.INFO, logger="pywats.pipeline")
     folder = make_folder(tmp_path)
     with trio.fail_after(20):
-        async with running(store, folder) as pipeline:
+        async with running(store, folder) as (_pipeline, files):
             (folder.watch / "good.json").write_bytes(with_id(1))
             (folder.watch / "bad.json").write_bytes(b"{")
-            await wait_until(lambda: handled(pipeline) == 2, "both files")
+            await files.wait(2, "both files")
     messages = [r.getMessage() for r in caplog.records if r.name == "pywats.pipeline"]
     assert all("\n" not in m for m in messages)
     [good] = [m for m in messages if "good.json" in m]

@@ -14,8 +14,10 @@ import errno
 import logging
 import os
 import struct
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -23,7 +25,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pywats.errors import PywatsError
+from pywats.errors import ConfigError, PywatsError
 from pywats.inotify import Event, Inotify, InotifyError, Mask, parse_events
 from pywats.watcher import WatchConfig, Watcher
 
@@ -105,7 +107,7 @@ async def test_slow_writer_gives_one_path_after_close(tmp_path: Path) -> None:
             assert open_fds_to(str(path)) == 0
             assert path.read_bytes() == b"".join(chunks)
             await assert_quiet(receive, 1.0)
-            watcher.release(path)
+            await watcher.release([path])
             await assert_quiet(receive, 1.0)
             assert watcher.statistics().files_sent == 1
             nursery.cancel_scope.cancel()
@@ -139,7 +141,7 @@ async def test_10000_files_present_at_start_each_delivered_once(tmp_path: Path) 
                 path = await receive.receive()
                 assert send.statistics().current_buffer_used <= 16
                 seen[path.name] += 1
-                watcher.release(path)  # kept in place, like post-action "keep"
+                await watcher.release([path])  # kept in place, like post-action "keep"
             assert set(seen) == names
             assert max(seen.values()) == 1
             # Rescans later nothing is sent again: the released files are unchanged.
@@ -178,7 +180,7 @@ async def test_overflowing_burst_loses_nothing(tmp_path: Path) -> None:
                 path = await receive.receive()
                 seen[path.name] += 1
                 path.unlink()  # like post-action "move"/"delete"
-                watcher.release(path)
+                await watcher.release([path])
             assert len(seen) == 17 + burst
             assert max(seen.values()) == 1
             await assert_quiet(receive, 0.5)
@@ -254,14 +256,14 @@ async def test_release_unchanged_not_resent_changed_resent(tmp_path: Path) -> No
             assert await receive.receive() == target
             await assert_quiet(receive, 0.5)  # in flight: rescans leave it alone
             assert watcher.statistics().in_flight == 1
-            watcher.release(target)
+            await watcher.release([target])
             await assert_quiet(receive, 0.6)  # released and unchanged: not again
             assert watcher.statistics().remembered == 1
             target.write_bytes(b'{"new": "content"}')
             assert await receive.receive() == target
             assert target.read_bytes() == b'{"new": "content"}'
             target.unlink()
-            watcher.release(target)
+            await watcher.release([target])
             stats = watcher.statistics()
             assert (stats.in_flight, stats.remembered, stats.files_sent) == (0, 0, 2)
             nursery.cancel_scope.cancel()
@@ -279,7 +281,7 @@ async def test_rewritten_while_in_flight_is_resent_on_release(tmp_path: Path) ->
             assert await receive.receive() == target
             target.write_bytes(b'{"second": "version"}')
             await assert_quiet(receive, 0.3)
-            watcher.release(target)
+            await watcher.release([target])
             with trio.fail_after(1):
                 assert await receive.receive() == target
             nursery.cancel_scope.cancel()
@@ -305,9 +307,120 @@ async def test_full_channel_makes_the_watcher_wait(tmp_path: Path) -> None:
             for _ in names:
                 path = await receive.receive()
                 got.append(path.name)
-                watcher.release(path)
+                await watcher.release([path])
             assert sorted(got) == names
             await assert_quiet(receive, 0.3)
+            nursery.cancel_scope.cancel()
+
+
+# -- stats off the event loop, restarts, refused names ----------------------------------
+
+
+async def test_no_stat_runs_on_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stat on a hung network mount would stall the event loop (and trip the systemd
+    # watchdog): every per-file stat (events, release) must run in a worker thread.
+    calls: list[tuple[str, bool]] = []
+    real_lstat = os.lstat
+
+    def recording_lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        on_loop = threading.current_thread() is threading.main_thread()
+        calls.append((os.fspath(path), on_loop))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", recording_lstat)
+    # No rescan or settling can send it within the test: only events and release can.
+    config = WatchConfig(tmp_path, rescan_s=300, settle_s=60)
+    target = tmp_path / "a.json"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            target.write_bytes(b"{}")
+            assert await receive.receive() == target
+            # Rewritten while in flight: release sees the change (and the close seen
+            # meanwhile), so the new content is sent again at once.
+            target.write_bytes(b'{"v": 2}')
+            await watcher.release([target])
+            assert await receive.receive() == target
+            await watcher.release([target])
+            stats = watcher.statistics()
+            assert (stats.in_flight, stats.remembered) == (0, 1)
+            nursery.cancel_scope.cancel()
+    ours = [(path, on_loop) for path, on_loop in calls if path.startswith(str(tmp_path))]
+    assert sum(path == str(target) for path, _ in ours) >= 4  # two events, two releases
+    assert [path for path, on_loop in ours if on_loop] == []
+
+
+async def start_run(nursery: trio.Nursery, watcher: Watcher) -> tuple[trio.CancelScope, trio.Event]:
+    """Start one run of ``watcher`` in a cancel scope of its own; the event is set when
+    the run has ended."""
+    scope, ended = trio.CancelScope(), trio.Event()
+
+    async def run(*, task_status: trio.TaskStatus[None]) -> None:
+        try:
+            with scope:
+                await watcher.run(task_status=task_status)
+        finally:
+            ended.set()
+
+    await nursery.start(run)
+    return scope, ended
+
+
+async def test_a_watcher_run_again_keeps_its_paths_in_flight_and_settles_newcomers(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    (tmp_path / "a.json").write_bytes(b"{}")
+    config = WatchConfig(tmp_path, rescan_s=100, settle_s=3)
+    send, receive = trio.open_memory_channel[Path](16)
+    watcher = Watcher(config, send)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            scope, ended = await start_run(nursery, watcher)
+            a = await receive.receive()  # present at the first start: taken as it is
+            assert a == tmp_path / "a.json"
+            scope.cancel()
+            await ended.wait()
+            # Written while nobody watched: its writer may not be done, so it settles.
+            (tmp_path / "b.json").write_bytes(b"{}")
+            t0 = trio.current_time()
+            scope, ended = await start_run(nursery, watcher)
+            assert await receive.receive() == tmp_path / "b.json"
+            assert trio.current_time() - t0 == pytest.approx(3)
+            # a.json was in flight across the restart: not sent a second time.
+            await watcher.release([a])
+            await assert_quiet(receive, 250)  # rescans pass
+            stats = watcher.statistics()
+            assert (stats.files_sent, stats.in_flight, stats.remembered) == (2, 1, 1)
+            nursery.cancel_scope.cancel()
+
+
+async def test_names_refused_by_accepts_are_left_alone(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    accepted = {"a.json"}
+    config = WatchConfig(tmp_path, rescan_s=5, settle_s=1)
+    send, receive = trio.open_memory_channel[Path](16)
+    watcher = Watcher(config, send, accepts=lambda name: name in accepted)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watcher.run)
+            (tmp_path / "a.json").write_bytes(b"{}")
+            (tmp_path / "b.json").write_bytes(b"{}")
+            a = await receive.receive()
+            assert a == tmp_path / "a.json"
+            await assert_quiet(receive, 12)  # neither its event nor rescans send b
+            # The answer may change while the watcher runs: the next rescan finds b.
+            accepted.add("b.json")
+            assert await receive.receive() == tmp_path / "b.json"
+            # Released for retaking (not handled): not remembered, sent again once it
+            # has settled.
+            t0 = trio.current_time()
+            await watcher.release([a], retake=True)
+            assert watcher.statistics().remembered == 0
+            assert await receive.receive() == a
+            assert trio.current_time() - t0 == pytest.approx(1)
             nursery.cancel_scope.cancel()
 
 
@@ -328,7 +441,7 @@ async def test_rescan_only_files_ready_after_settle(
             assert trio.current_time() - t0 == pytest.approx(3)
             assert sorted(p.name for p in first) == ["a.json", "b.json"]
             for path in first:
-                watcher.release(path)
+                await watcher.release([path])
             # New content in a, and a new file d: the rescan at 10 sees them, and they
             # are ready when that sighting has held for settle_s.
             (tmp_path / "a.json").write_bytes(b'{"v": 2}')
@@ -337,7 +450,7 @@ async def test_rescan_only_files_ready_after_settle(
             assert trio.current_time() - t0 == pytest.approx(13)
             assert sorted(p.name for p in second) == ["a.json", "d.json"]
             for path in second:
-                watcher.release(path)
+                await watcher.release([path])
             await assert_quiet(receive, 40)
             stats = watcher.statistics()
             assert (stats.files_sent, stats.watches, stats.overflows) == (4, 0, 0)
@@ -428,8 +541,10 @@ def test_config_validation(tmp_path: Path) -> None:
         WatchConfig(tmp_path, patterns=())
     with pytest.raises(ValueError, match="without '/'"):
         WatchConfig(tmp_path, patterns=("sub/*.xml",))
-    with pytest.raises(ValueError, match="rescan_s"):
+    with pytest.raises(ConfigError, match="rescan_s: must be a number greater than 0"):
         WatchConfig(tmp_path, rescan_s=0)
+    with pytest.raises(ConfigError, match="settle_s"):
+        WatchConfig(tmp_path, settle_s=float("nan"))
     config = WatchConfig(tmp_path, patterns=("*.xml",))
     assert config.wants("A.XML")
     assert not config.wants("a.json")
