@@ -23,13 +23,15 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-DEFAULT_BASE_S = 1.0
+from pywats import defaults
+
+DEFAULT_BASE_S = defaults.RETRY_BASE_S
 """Upper bound of the first retry's delay, in seconds."""
 
-DEFAULT_CAP_S = 300.0
+DEFAULT_CAP_S = defaults.RETRY_MAX_S
 """Largest upper bound any retry delay can have, in seconds."""
 
-RETRY_AFTER_MAX_S = 3600.0
+RETRY_AFTER_MAX_S = defaults.RETRY_AFTER_MAX_S
 """Longest ``Retry-After`` we obey; larger values are clamped to this."""
 
 # 2.0 ** 1023 is the largest power of two a float holds; beyond it the bound is the cap
@@ -149,22 +151,21 @@ def _clamp_retry_after(seconds: float) -> float:
     return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
 
 
-def retry_delay(
+def delay(
+    asked_s: float | None,
     attempt: int,
     rng: random.Random,
     *,
-    retry_after: str | None = None,
-    now: datetime,
     base_s: float = DEFAULT_BASE_S,
     cap_s: float = DEFAULT_CAP_S,
 ) -> float:
-    """The delay before the next attempt after transient failure number ``attempt``.
+    """The one rule that turns a transient answer into a delay, in seconds.
 
-    A usable ``Retry-After`` (see :func:`parse_retry_after`) wins and is used as it is:
-    the server asked for exactly that pause, and coming back earlier only earns another
-    429. Otherwise the full-jitter backoff applies.
+    The server's ``Retry-After`` (``asked_s``, from :func:`parse_retry_after`) wins and
+    is used as it is: the server asked for exactly that pause, and coming back earlier
+    only earns another 429. Otherwise the full-jitter backoff after failure number
+    ``attempt`` (1-based) applies.
     """
-    asked = parse_retry_after(retry_after, now=now)
-    if asked is not None:
-        return asked
-    return backoff_delay(attempt, rng, base_s=base_s, cap_s=cap_s)
+    if asked_s is not None:
+        return asked_s
+    return backoff_delay(max(1, attempt), rng, base_s=base_s, cap_s=cap_s)

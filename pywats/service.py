@@ -1,154 +1,47 @@
 """The daemon: the nursery tree of ``pywats serve``.
 
-Components start in dependency order with ``nursery.start`` (store, uploader, pipeline:
-converters and watchers), then ``READY=1`` goes to systemd. A stop request (SIGTERM,
-SIGINT) runs the graceful stop in the opposite order: ``STOPPING=1``; watchers stop and
-converters finish the file in hand; uploads in flight get ``upload.shutdown_deadline_s``;
-the store closes last. A second SIGINT cancels everything at once (the store still closes:
-SQLite with WAL needs no more than that to stay consistent).
+The components are made as soon as the queue is open, before any of them starts, and
+handed to the :class:`~pywats.view.ServiceView` (the one way in for the control
+protocol) together. They then start in dependency order with ``nursery.start`` (store
+housekeeping, watchdog, uploader, pipeline: converters and watchers), and ``READY=1``
+goes to systemd only after the last one reported itself started.
 
-:func:`plan` turns a checked :class:`~pywats.config.Config` into the components'
-configurations, so every error a bad config can cause is raised before anything opens.
+A stop request (SIGTERM, SIGINT, :meth:`Service.request_stop`, ``service.stop``) runs the
+graceful stop in the opposite order: ``STOPPING=1``; watchers stop and converters finish
+the file in hand; uploads in flight get ``upload.shutdown_deadline_s``; the store closes
+last. A second SIGINT cancels everything at once (the store still closes: SQLite with WAL
+needs no more than that to stay consistent).
+
+:func:`pywats.plan.prepare` turns the configuration into a :class:`~pywats.plan.Plan`
+before anything here runs, so every error a bad config can cause is raised before
+anything opens.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-import attrs
 import trio
 
-from pywats import paths
-from pywats.config import Config, ConfigCheckError, ConverterConfig, load_converters
-from pywats.converters.base import StationDefaults
-from pywats.errors import ConfigError
-from pywats.pipeline import FolderConfig, Pipeline
+from pywats.events import EventHub, Stats
+from pywats.pipeline import Pipeline
+from pywats.plan import Plan
 from pywats.sdnotify import Notifier, Watchdog
 from pywats.store import QueueStats, Store
-from pywats.upload import Uploader, UploaderConfig, UploaderState
+from pywats.upload import Uploader, UploaderState
+from pywats.view import ServiceSnapshot, ServiceState, ServiceView
+
+__all__ = ["STATUS_INTERVAL_S", "STATUS_MIN_INTERVAL_S", "Service", "describe"]
 
 log = logging.getLogger("pywats.service")
 
-DAY_S = 24 * 3600.0
 STATUS_INTERVAL_S = 5.0
-"""Longest time between two looks at the queue counts for ``STATUS=``."""
+"""Longest time between two looks at the queue counts (``STATUS=``, the stats event)."""
 STATUS_MIN_INTERVAL_S = 1.0
-"""Shortest time between two ``STATUS=`` messages (the journal keeps none of them, but
-systemd wakes up for each)."""
-
-
-@attrs.frozen
-class Plan:
-    """What the service runs, derived from a config: ready to start, already checked."""
-
-    instance: str
-    db_path: Path
-    retention_s: float
-    uploader: UploaderConfig
-    folders: tuple[FolderConfig, ...]
-    station: StationDefaults
-    convert_workers: int
-
-
-def _folder_names(entries: Sequence[ConverterConfig]) -> list[str]:
-    # Labels must be unique (logs, statistics, default done/error folders): the second
-    # "csv" entry becomes "csv-2".
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for entry in entries:
-        label = entry.label
-        seen[label] = seen.get(label, 0) + 1
-        names.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
-    return names
-
-
-def plan(instance: str, config: Config, *, token: str | None) -> Plan:
-    """Check that ``config`` can run as ``instance`` and derive every component's config.
-
-    Loads the converters (checking their arguments) and builds the folder and uploader
-    configurations.
-
-    Raises:
-        ConfigCheckError: naming the key path of every problem found.
-    """
-    where = str(config.source) if config.source is not None else ""
-    loaded = load_converters(config)
-    enabled = [entry for entry in config.converters if entry.enabled]
-    names = _folder_names(enabled)
-    index_of = {id(entry): i for i, entry in enumerate(config.converters)}
-    errors: list[ConfigError] = []
-    folders: list[FolderConfig] = []
-    for name, (entry, converter) in zip(names, loaded, strict=True):
-        key = f"converters[{index_of[id(entry)]}]"
-        try:
-            folder_kwargs = {}
-            if entry.patterns is not None:
-                folder_kwargs["patterns"] = entry.patterns
-            folders.append(
-                FolderConfig(
-                    name=name,
-                    converter=converter.converter,
-                    arguments=converter.arguments,
-                    watch=entry.watch,
-                    recursive=entry.recursive,
-                    post_action=entry.post_action.value,
-                    done_dir=entry.done_dir or paths.default_done_dir(instance, name),
-                    error_dir=entry.error_dir or paths.default_error_dir(instance, name),
-                    settle_s=entry.settle_s,
-                    rescan_s=entry.rescan_s,
-                    use_inotify=entry.use_inotify,
-                    max_file_bytes=entry.max_file_bytes,
-                    **folder_kwargs,
-                )
-            )
-        except (ValueError, TypeError) as exc:
-            errors.append(ConfigError(key, str(exc), file=where))
-    if folders and not errors:
-        try:
-            # The pipeline checks the set as a whole (no two entries taking the same files).
-            Pipeline.check_folders(folders)
-        except ValueError as exc:
-            errors.append(ConfigError("converters", str(exc), file=where))
-    server = config.server
-    try:
-        uploader = UploaderConfig(
-            url=server.url,
-            token=token,
-            workers=config.upload.workers,
-            connect_timeout_s=server.connect_timeout_s,
-            read_timeout_s=server.read_timeout_s,
-            write_timeout_s=server.write_timeout_s,
-            pool_timeout_s=server.pool_timeout_s,
-            verify_tls=server.verify_tls,
-            ca_file=server.ca_file,
-            proxy=server.proxy,
-            retry_base_s=config.upload.retry_base_s,
-            retry_max_s=config.upload.retry_max_s,
-            shutdown_deadline_s=config.upload.shutdown_deadline_s,
-        )
-    except ConfigError as exc:
-        errors.append(
-            ConfigError(f"server.{exc.key}" if exc.key else "server", exc.reason, file=where)
-        )
-        uploader = UploaderConfig()
-    if errors:
-        raise ConfigCheckError(errors)
-    return Plan(
-        instance=instance,
-        db_path=config.queue.path or paths.default_db_path(instance),
-        retention_s=config.queue.retention_days * DAY_S,
-        uploader=uploader,
-        folders=tuple(folders),
-        station=StationDefaults(
-            machine_name=config.station.name,
-            location=config.station.location,
-            purpose=config.station.purpose,
-        ),
-        convert_workers=config.convert.workers,
-    )
+"""Shortest time between two ``STATUS=`` messages and stats events (systemd and every
+subscriber wake up for each)."""
 
 
 def describe(stats: QueueStats, uploader: Uploader) -> str:
@@ -166,12 +59,40 @@ def describe(stats: QueueStats, uploader: Uploader) -> str:
     )
 
 
+def stats_event(snapshot: ServiceSnapshot) -> Stats:
+    """The ``stats`` event of a status snapshot (queue, uploads, folders)."""
+    queue = snapshot.queue
+    server = snapshot.server
+    return Stats(
+        queue={}
+        if queue is None
+        else {
+            "pending": queue.pending,
+            "uploading": queue.uploading,
+            "done": queue.done,
+            "failed": queue.failed,
+            "oldest_pending_age_s": queue.oldest_pending_age_s,
+        },
+        uploads={
+            "uploaded": server.uploaded,
+            "failed": server.failed,
+            "retried": server.retried,
+            "in_flight": server.in_flight,
+        },
+        folders={
+            f.name: {"processed": f.processed, "rejected": f.rejected} for f in snapshot.folders
+        },
+    )
+
+
 class Service:
     """One running instance: store, uploader, pipeline, watchdog, status.
 
     Start it with ``await nursery.start(service.run)`` or just ``await service.run()``;
     :meth:`request_stop` (or the signals :meth:`run` handles when ``handle_signals``)
     stops it gracefully, and :meth:`run` returns once the store is closed.
+
+    :attr:`hub` and :attr:`view` exist from construction on, before anything starts.
     """
 
     def __init__(
@@ -181,6 +102,7 @@ class Service:
         notifier: Notifier | None = None,
         watchdog: Watchdog | None = None,
         handle_signals: bool = True,
+        hub: EventHub | None = None,
     ) -> None:
         self.plan = plan
         self.notifier = notifier if notifier is not None else Notifier(None)
@@ -188,9 +110,10 @@ class Service:
         self._handle_signals = handle_signals
         self._stop = trio.Event()
         self._forced = False
-        self.store: Store | None = None
-        self.uploader: Uploader | None = None
-        self.pipeline: Pipeline | None = None
+        self.hub = hub if hub is not None else EventHub()
+        """Every outcome of this run goes here; a new stream id per start."""
+        self.view = ServiceView(plan.instance, self.hub, request_stop=self.request_stop)
+        """What the control protocol reads and steers."""
 
     @property
     def forced(self) -> bool:
@@ -231,27 +154,29 @@ class Service:
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         plan = self.plan
+        self.view.begin()
         await self.notifier.status("opening the queue")
         store = await Store.open(plan.db_path, retention_s=plan.retention_s)
-        self.store = store
         try:
+            # Every component is made before any starts, so the view is whole from here on.
+            uploader = Uploader(store, plan.uploader, hub=self.hub)
+            pipeline = Pipeline(
+                store,
+                plan.folders,
+                station=plan.station,
+                workers=plan.convert_workers,
+                hub=self.hub,
+            )
+            self.view.attach(store, uploader, pipeline, plan.folders)
             async with trio.open_nursery() as nursery:
                 await nursery.start(store.run)
                 await nursery.start(self.watchdog.run)
-                uploader = Uploader(store, plan.uploader)
-                self.uploader = uploader
                 uploader_done = await _start(nursery, uploader.run)
-                pipeline = Pipeline(
-                    store,
-                    plan.folders,
-                    station=plan.station,
-                    workers=plan.convert_workers,
-                )
-                self.pipeline = pipeline
                 await self.notifier.status("starting watchers")
                 pipeline_done = await _start(nursery, pipeline.run)
                 stats = await store.stats()
                 await self.notifier.ready(describe(stats, uploader))
+                self.view.set_state(ServiceState.RUNNING, "every component started")
                 log.info(
                     "instance %r ready: %d watch folder(s), queue %s, server %s",
                     plan.instance,
@@ -263,6 +188,7 @@ class Service:
                 nursery.start_soon(self._report_status, store, uploader)
 
                 await self._stop.wait()
+                self.view.set_state(ServiceState.STOPPING, "finishing files in hand")
                 # systemd may be too busy to read; the stop must not wait on it.
                 with trio.move_on_after(1.0):
                     await self.notifier.stopping("stopping: finishing files in hand")
@@ -278,14 +204,25 @@ class Service:
             log.info("instance %r stopped", plan.instance)
 
     async def _report_status(self, store: Store, uploader: Uploader) -> None:
+        """``STATUS=`` for systemd and the ``stats`` event, from one snapshot."""
         last = ""
+        last_stats: Stats | None = None
         while True:
             seen = uploader.status_generation
-            text = describe(await store.stats(), uploader)
+            snapshot = await self.view.status()
+            assert snapshot.queue is not None  # the store is open
+            text = describe(snapshot.queue, uploader)
             if text != last:
                 await self.notifier.status(text)
                 last = text
-            # At most one STATUS= per STATUS_MIN_INTERVAL_S however busy; at least one
+            event = stats_event(snapshot)
+            if last_stats is None or (event.queue, event.uploads, event.folders) != (
+                last_stats.queue,
+                last_stats.uploads,
+                last_stats.folders,
+            ):
+                last_stats = self.hub.publish(event)
+            # At most one of each per STATUS_MIN_INTERVAL_S however busy; at least one
             # look per STATUS_INTERVAL_S (queue counts change without the uploader).
             await trio.sleep(STATUS_MIN_INTERVAL_S)
             with trio.move_on_after(STATUS_INTERVAL_S):

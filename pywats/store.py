@@ -46,6 +46,7 @@ import apsw.aio
 import attrs
 import trio
 
+from pywats import defaults
 from pywats.errors import NotFoundError, StoreError
 
 __all__ = [
@@ -72,13 +73,13 @@ APPLICATION_ID = 0x70574154
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` this code writes; older databases are migrated at open."""
 
-DEFAULT_RETENTION_S = 7 * 24 * 3600.0
+DEFAULT_RETENTION_S = defaults.RETENTION_DAYS * 24 * 3600.0
 """How long ``done`` rows stay visible (for the TUI) before :meth:`Store.purge_done`."""
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 """How long a statement waits for another connection's lock before failing."""
 
-DEFAULT_MAX_DELAY_S = 3600.0
+DEFAULT_MAX_DELAY_S = defaults.RETRY_AFTER_MAX_S
 """Longest retry delay the store schedules (``retry.RETRY_AFTER_MAX_S``, the backoff cap
 is shorter); :meth:`Store.retry_later` clamps to it."""
 

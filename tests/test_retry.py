@@ -20,8 +20,8 @@ from pywats.retry import (
     backoff_bound,
     backoff_delay,
     classify,
+    delay,
     parse_retry_after,
-    retry_delay,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -134,15 +134,25 @@ def test_retry_after_date_relative_to_naive_now_is_utc() -> None:
 
 def test_retry_after_wins_over_backoff_even_when_longer_or_shorter() -> None:
     rng = random.Random(3)
-    assert retry_delay(1, rng, retry_after="45", now=NOW) == 45.0
-    assert retry_delay(12, rng, retry_after="2", now=NOW) == 2.0
-    assert retry_delay(12, rng, retry_after="0", now=NOW) == 0.0
+    assert delay(parse_retry_after("45", now=NOW), 1, rng) == 45.0
+    assert delay(parse_retry_after("2", now=NOW), 12, rng) == 2.0
+    assert delay(parse_retry_after("0", now=NOW), 12, rng) == 0.0
+
+
+def test_delay_is_retry_after_or_full_jitter_bound() -> None:
+    class WorstCase(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    assert delay(7.0, 5, WorstCase(), base_s=1, cap_s=300) == 7.0
+    assert delay(None, 4, WorstCase(), base_s=1, cap_s=300) == 8.0
+    assert delay(None, 20, WorstCase(), base_s=1, cap_s=300) == 300.0
 
 
 def test_without_usable_retry_after_the_backoff_applies() -> None:
     for header in (None, "garbage"):
         expected = backoff_delay(5, random.Random(11))
-        assert retry_delay(5, random.Random(11), retry_after=header, now=NOW) == expected
+        assert delay(parse_retry_after(header, now=NOW), 5, random.Random(11)) == expected
 
 
 # --- classification --------------------------------------------------------------------
@@ -234,7 +244,7 @@ async def test_retry_loop_follows_statuses_and_retry_after(
         outcome = classify(status)
         if outcome is not Outcome.TRANSIENT:
             break
-        await trio.sleep(retry_delay(attempt, rng, retry_after=header, now=NOW))
+        await trio.sleep(delay(parse_retry_after(header, now=NOW), attempt, rng))
     assert outcome is Outcome.DONE
     expected_at = [0.0]
     for d in expected_delays:

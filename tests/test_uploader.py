@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 import socket
 import ssl
 import subprocess
@@ -30,6 +31,13 @@ import pytest
 import trio
 import trio.testing
 
+from pywats.events import (
+    ComponentStatus,
+    EventHub,
+    ReportFailed,
+    ReportRetrying,
+    ReportUploaded,
+)
 from pywats.receiver import SERVER_VERSION, Receiver, ReceiverConfig
 from pywats.store import NewReport, QueueState, Store
 from pywats.upload import Uploader, UploaderConfig, UploaderState, UploaderStatus
@@ -367,6 +375,76 @@ async def test_a_url_to_the_wrong_place_pauses_at_the_probe(
 
 
 # --- transient failures ----------------------------------------------------------------
+
+
+async def test_every_outcome_is_an_event_and_a_stuck_subscriber_slows_nothing(
+    store: Store, autojump: trio.testing.MockClock
+) -> None:
+    hub = EventHub()
+    stuck = hub.subscribe(buffer=1)  # never read
+    with hub.subscribe(buffer=10_000) as watching:
+        async with (
+            receiving(fail_first=2, fail_first_status=503) as receiver,
+            uploading(store, config(receiver.url), hub=hub) as uploader,
+        ):
+            bad = attrs.evolve(new_report(), body=b"{}")  # not a report: 400
+            await store.enqueue([bad])
+            good = await enqueue(store, 30)
+            status = await until(uploader, lambda s: s.uploaded == 30 and s.failed == 1)
+        events = []
+        while True:
+            try:
+                events.append(watching.receive_nowait())
+            except trio.WouldBlock:
+                break
+    uploaded = [e for e in events if isinstance(e, ReportUploaded)]
+    assert sorted(e.report_id for e in uploaded) == sorted(r.id for r in good)
+    assert uploaded[0].sn.startswith("SN")  # what a person needs to recognise it
+    [failed] = [e for e in events if isinstance(e, ReportFailed)]
+    assert (failed.report_id, failed.status) == (bad.id, 400)
+    retrying = [e for e in events if isinstance(e, ReportRetrying)]
+    assert len(retrying) == status.retried >= 2
+    assert all(e.status == 503 for e in retrying)
+    # Status coalesces: a reader that is behind sees only the latest state.
+    states = [(e.state, e.reason) for e in events if isinstance(e, ComponentStatus)]
+    assert states == [("offline", "stopped")]
+    # The stuck one holds its newest event and a count of the rest, nothing more.
+    assert stuck.pending == 2
+    assert stuck.dropped >= len(uploaded)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_5_s_burst_of_500s_with_uploads_in_flight_is_over_within_2_s(
+    store: Store, autojump: trio.testing.MockClock, seed: int
+) -> None:
+    # On main before the health machine, every in-flight failure raised the hold
+    # (0.6 s ... 233 s within milliseconds) and recovery took up to minutes.
+    recording = Recording()
+    async with receiving(latency_s=0.05) as receiver:  # so uploads are in flight
+        upload_config = config(receiver.url, workers=5, retry_max_s=300.0)
+        async with uploading(
+            store, upload_config, transport=recording, rng=random.Random(seed)
+        ) as uploader:
+            await until(uploader, lambda s: s.state is UploaderState.ONLINE)
+            reports = await enqueue(store, 60)
+            await until(uploader, lambda s: s.uploaded >= 5 and s.in_flight == 5)
+            receiver.set_faults(fail_rate=1.0, fail_status=500)
+            outage_began = len(recording.requests)
+            await trio.sleep(5)
+            receiver.set_faults()  # healthy again
+            healed, during = trio.current_time(), len(recording.requests)
+            status = await until(uploader, lambda s: s.uploaded == 60)
+            recovery = trio.current_time() - healed
+    assert recovery <= 2.0
+    assert receiver.stats().unique == 60
+    assert status.failed == 0
+    # One outage, not one per answer: after the five in flight, one trial at a time.
+    posts = recording.count("POST", since=outage_began) - recording.count("POST", since=during)
+    assert posts <= 5 / 0.05  # one trial out at a time, not five
+    # The five in flight, then one trial per hold (at least ~0.3 s apart on average).
+    assert receiver.stats().failed_injected <= 5 + 12
+    for report in reports:
+        assert (await store.get(report.id)).state is QueueState.DONE
 
 
 async def test_503_with_retry_after_is_not_retried_before_it(

@@ -39,6 +39,7 @@ from pywats.upload import (
     api_base,
 )
 from pywats.upload.answers import MAX_ERROR_CHARS, describe, server_message
+from pywats.upload.health import MIN_OUTAGE_CAP_S, OUTAGE_CAP_FRACTION
 
 T0 = 1_700_000_000.0
 URL = "https://wats.example.com"
@@ -46,6 +47,11 @@ TOKEN = "dGVzdDp0b2tlbi12YWx1ZS0xMjM="
 SEED = 7
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def outage_cap(since: float, now: float, probe_max_s: float = 60.0) -> float:
+    """The cap of hold and probe backoffs ``now`` in an outage that began at ``since``."""
+    return min(probe_max_s, max(MIN_OUTAGE_CAP_S, (now - since) * OUTAGE_CAP_FRACTION))
 
 
 def wall() -> float:
@@ -286,12 +292,13 @@ async def test_transient_failures_back_off_with_full_jitter(
     posts = server.times()
     assert len(posts) == 7
     assert status.retried == 6
-    # Replay the uploader's draws: per failure k, the report's delay, then the hold.
+    # Replay the uploader's draws: per failure k, the report's delay, then the hold of
+    # round k (each retry is the trial of the hold before it, so each failure is a round).
     rng = random.Random(SEED)
     for k in range(1, 7):
-        bound = backoff_bound(k, base_s=1.0, cap_s=8.0)
-        delay, hold = rng.uniform(0, bound), rng.uniform(0, bound)
         failed_at = posts[k - 1]
+        delay = rng.uniform(0, backoff_bound(k, base_s=1.0, cap_s=8.0))
+        hold = rng.uniform(0, backoff_bound(k, base_s=1.0, cap_s=outage_cap(posts[0], failed_at)))
         if k < 6:
             assert schedule[k] == pytest.approx(T0 + failed_at + delay, abs=1e-4)
         # Not before the report is due and the hold is over.
@@ -389,8 +396,10 @@ async def test_offline_probe_backs_off_up_to_its_cap_one_at_a_time(
     assert status.reason.startswith(f"cannot reach {URL}: cannot connect: [Errno 111]")
     assert "next check in" in status.reason
     rng = random.Random(SEED)
+    since = probes[0] + 0.25  # the first probe's answer began the outage
     for n, (before, after) in enumerate(itertools.pairwise(probes), start=1):
-        delay = rng.uniform(0, backoff_bound(n, base_s=2.0, cap_s=8.0))
+        cap = min(8.0, outage_cap(since, before + 0.25))
+        delay = rng.uniform(0, backoff_bound(n, base_s=2.0, cap_s=cap))
         assert after >= before + 0.25 + delay - 1e-6
     # The cap keeps it probing: at least one probe per cap (plus its duration) on average.
     assert len(probes) >= 40 / (8.0 + 0.25) - 2
@@ -512,13 +521,15 @@ def test_api_base(url: str, base: str) -> None:
         ({"token": ""}, "token", "empty"),
         ({"token": "abc\ndef"}, "token", "one line"),
         ({"token": " abc"}, "token", "one line"),
-        ({"workers": 0}, "workers", "1 to 100"),
-        ({"workers": True}, "workers", "1 to 100"),
-        ({"connect_timeout_s": 0}, "connect_timeout_s", "positive"),
-        ({"read_timeout_s": math.nan}, "read_timeout_s", "positive"),
-        ({"retry_base_s": -1}, "retry_base_s", "positive"),
-        ({"probe_max_s": math.inf}, "probe_max_s", "positive"),
-        ({"shutdown_deadline_s": -0.5}, "shutdown_deadline_s", ">= 0"),
+        ({"workers": 0}, "workers", "1 to 64"),
+        ({"workers": True}, "workers", "1 to 64"),
+        ({"workers": 65}, "workers", "1 to 64"),
+        ({"connect_timeout_s": 0}, "connect_timeout_s", "greater than 0"),
+        ({"read_timeout_s": math.nan}, "read_timeout_s", "greater than 0"),
+        ({"retry_base_s": -1}, "retry_base_s", "greater than 0"),
+        ({"probe_max_s": math.inf}, "probe_max_s", "greater than 0"),
+        ({"shutdown_deadline_s": -0.5}, "shutdown_deadline_s", "0 or more"),
+        ({"shutdown_deadline_s": math.nan}, "shutdown_deadline_s", "0 or more"),
         ({"proxy": "socks5://p:1080"}, "proxy", "http:// or https://"),
     ],
 )

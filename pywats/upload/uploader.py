@@ -5,7 +5,8 @@ health probe) sends each report claimed from the :class:`~pywats.store.Store` as
 ``POST {url}/api/Report/WSJF`` with the exact bytes from the queue, and records the answer.
 ``docs/uploader.md`` is the station engineer's page; this docstring is the contract.
 
-What an answer does (``pywats.retry.classify``)::
+What an answer does is decided by :class:`~pywats.upload.health.UploadHealth` (pure, no
+I/O; its docstring has the rules); this module carries the decisions out::
 
     2xx                      -> done
     400, 413, 422, other 4xx -> failed, with the server's message (one line, bounded)
@@ -13,9 +14,15 @@ What an answer does (``pywats.retry.classify``)::
                                 back to pending untouched (Store.release)
     404                      -> all uploading pauses ("the server URL looks wrong")
     408, 429, 5xx, 1xx, 3xx  -> retried later (full-jitter backoff, Retry-After honoured);
-                                new uploads are held back for that long too
+                                new uploads are held for one round, then one trial
+                                upload goes first
     no answer (connection refused/reset, timeout, not HTTP)
                              -> retried later, and the uploader goes offline
+    the outage ends          -> reports that failed in it are due at once
+
+Every outcome is recorded once (:class:`~pywats.events.Recorder`): the counter, the log
+line and the event (report.uploaded / retrying / failed / requeued, status.changed)
+come from the same call.
 
 The shape of a running uploader::
 
@@ -48,25 +55,47 @@ times the store records.
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import math
 import random
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 import httpx
 import trio
 
 from pywats import retry
 from pywats.errors import NotFoundError, StoreError
-from pywats.retry import Outcome
+from pywats.events import (
+    ComponentStatus,
+    EventHub,
+    Recorder,
+    ReportFailed,
+    ReportRequeued,
+    ReportRetrying,
+    ReportUploaded,
+)
 from pywats.store import Claim, Store
 from pywats.upload.answers import describe, one_line, server_message, version_text
 from pywats.upload.client import display_url, headers, make_client, timeout
 from pywats.upload.config import SUBMIT_PATH, VERSION_PATH, UploaderConfig, api_base
+from pywats.upload.health import (
+    Answer,
+    Done,
+    Fail,
+    Fate,
+    HealthState,
+    Idle,
+    PauseKind,
+    Release,
+    RetryIn,
+    Ticket,
+    UploadHealth,
+    UploadNow,
+    WaitUntil,
+)
 from pywats.upload.status import UploaderState, UploaderStatus
 from pywats.upload.wakeup import Wakeup
 
@@ -79,34 +108,31 @@ log = logging.getLogger("pywats.uploader")
 _RELEASE_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 2.0
 
+_STATES = {
+    HealthState.ONLINE: UploaderState.ONLINE,
+    HealthState.OFFLINE: UploaderState.OFFLINE,
+    HealthState.PAUSED: UploaderState.PAUSED,
+}
 
-class _PauseKind(enum.Enum):
-    AUTH = enum.auto()
-    URL = enum.auto()
-    SETUP = enum.auto()
-    OPERATOR = enum.auto()
-
-
-@attrs.frozen
-class _Answer:
-    """What one request got: an HTTP status, or ``None`` when no answer came."""
-
-    status: int | None
-    error: str
-    """One line for the queue's last_error and the log (empty for 2xx)."""
-    retry_after: str | None = None
+_LEVELS = {
+    UploaderState.ONLINE: logging.INFO,
+    UploaderState.DISABLED: logging.INFO,
+    UploaderState.OFFLINE: logging.WARNING,
+    UploaderState.PAUSED: logging.ERROR,
+}
 
 
 class Uploader:
     """Upload the store's due reports to the configured WATS server until stopped.
 
     Start it with ``await nursery.start(uploader.run)``. Control it from the same trio
-    run with :meth:`reconfigure`, :meth:`pause`, :meth:`resume`, :meth:`begin_shutdown`
-    or :meth:`shutdown`, and read it with :meth:`status`.
+    run with :meth:`reconfigure`, :meth:`pause`, :meth:`resume`, :meth:`probe_now`,
+    :meth:`begin_shutdown` or :meth:`shutdown`, and read it with :meth:`status`.
 
     Args:
         store: the open queue; the uploader never closes it.
         config: where and how to upload; ``None`` (or no ``url``) means disabled.
+        hub: where its events go (its own hub if ``None``).
         rng: the source of jitter (tests seed it).
         transport: an httpx transport to use instead of a network one (tests); TLS,
             proxy and pool settings are then the transport's business.
@@ -117,16 +143,18 @@ class Uploader:
         store: Store,
         config: UploaderConfig | None = None,
         *,
+        hub: EventHub | None = None,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._store = store
         self._config = config if config is not None else UploaderConfig()
         self._rng = rng if rng is not None else random.Random()
+        self._record = Recorder(hub, log)
         self._transport = transport
-        self._pause_kind: _PauseKind | None = None
-        self._state = self._idle_state()
-        self._reason = self._idle_reason()
+        self._health = self._new_health(self._config, None)
+        self._shown: tuple[UploaderState, str] | None = None
+        self._hold_shown = -math.inf
         self._server_version: str | None = None
         self._latency_ms: float | None = None
         self._last_error: str | None = None
@@ -138,7 +166,7 @@ class Uploader:
         self._claimed: set[str] = set()
         # Uploads the server accepted, to be marked done by the dispatcher's next store
         # call (together with its next claim: one commit for both).
-        self._finished: list[tuple[str, int | None]] = []
+        self._finished: list[tuple[Claim, int | None]] = []
         # Session state (reset per session, see _session).
         self._display = ""
         self._submit_url = httpx.URL()
@@ -146,12 +174,6 @@ class Uploader:
         self._upload_transport: httpx.AsyncBaseTransport | None = None
         self._upload_headers = httpx.Headers()
         self._upload_extensions: dict[str, Any] = {}
-        self._next_probe_at = -math.inf
-        self._probe_failures = 0
-        self._strikes = 0
-        self._hold_until = -math.inf
-        self._hold_failures = 0
-        self._hold_reason = ""
         # Control.
         self._running = False
         self._stopping = False
@@ -164,6 +186,7 @@ class Uploader:
         self._control_wake = Wakeup()
         self._generation = 0
         self._changed = trio.Event()
+        self._probes = 0
         self._shown_url = ("", "")
 
     # --- public API ---
@@ -173,21 +196,26 @@ class Uploader:
         """The configuration in use (the latest one given to :meth:`reconfigure`)."""
         return self._config
 
+    @property
+    def hub(self) -> EventHub:
+        """Where the uploader's events go."""
+        return self._record.hub
+
     def status(self) -> UploaderStatus:
         """A snapshot of the state, the server's health and the counters."""
-        reason = self._reason
-        if self._running and self._state is not UploaderState.DISABLED:
-            now = trio.current_time()
-            if self._state is UploaderState.ONLINE and now < self._hold_until:
-                reason = f"{self._hold_reason}; new uploads wait {self._hold_until - now:.0f} s"
-            elif (
-                self._state is UploaderState.OFFLINE
-                and not self._ending
-                and now < self._next_probe_at
-            ):
-                reason = f"{reason}; next check in {self._next_probe_at - now:.0f} s"
+        state = self._state()
+        if state is UploaderState.DISABLED:
+            reason = self._disabled_reason()
+        elif not self._running:
+            reason = "paused by the operator" if self._operator_paused() else "not started"
+            if self._shown is not None and self._shown[1] == "stopped":
+                reason = "stopped"
+        elif self._ending and state is UploaderState.OFFLINE:
+            reason = self._health.reason
+        else:
+            reason = self._health.describe(trio.current_time())
         return UploaderStatus(
-            state=self._state,
+            state=state,
             reason=self._scrub(reason),
             server_url=self._server_url(),
             server_version=self._server_version,
@@ -199,15 +227,6 @@ class Uploader:
             in_flight=self._in_flight,
         )
 
-    def _server_url(self) -> str | None:
-        # Cached per configuration: status() is called on every change by followers.
-        url = self._config.url
-        if url is None:
-            return None
-        if self._shown_url[0] != url:
-            self._shown_url = (url, display_url(url))
-        return self._shown_url[1]
-
     @property
     def status_generation(self) -> int:
         """A counter that grows whenever :meth:`status` would answer differently."""
@@ -217,11 +236,27 @@ class Uploader:
         """Wait until :attr:`status_generation` differs from ``seen``; return it.
 
         Read the generation, then the status, then wait with that generation, so no
-        change is missed (the service's ``status.changed`` events).
+        change is missed.
         """
         while self._generation == seen:
             await self._changed.wait()
         return self._generation
+
+    @property
+    def operator_paused(self) -> bool:
+        """Whether the operator paused uploading (:meth:`pause`)."""
+        return self._operator_paused()
+
+    @property
+    def probes(self) -> int:
+        """How many probes have been answered (or failed) so far."""
+        return self._probes
+
+    async def wait_probed(self, seen: int) -> int:
+        """Wait until :attr:`probes` differs from ``seen`` (read it first); return it."""
+        while self._probes == seen:
+            await self._changed.wait()
+        return self._probes
 
     def reconfigure(self, config: UploaderConfig) -> None:
         """Use ``config`` from now on (a configuration reload).
@@ -234,12 +269,9 @@ class Uploader:
         """
         old = self._config
         self._config = config
-        if self._pause_kind is not _PauseKind.OPERATOR:
-            self._pause_kind = None
+        self._health = self._new_health(config, self._health)
         if not self._running:
-            self._state = self._idle_state()
-            self._reason = self._idle_reason()
-            self._touch()
+            self._sync()
             return
         log.info(
             "configuration changed; restarting uploads (server %s)",
@@ -247,19 +279,18 @@ class Uploader:
         )
         # Say so at once (a "token refused" pause must not show while the new token is
         # being tried), and stop dispatching; uploads in flight go on to the deadline.
-        if self._pause_kind is not _PauseKind.OPERATOR:
-            self._set_state(UploaderState.OFFLINE, "restarting with the new configuration")
+        if not self._operator_paused():
+            self._health.connect(trio.current_time(), self._display or "the server")
+            self._health.reason = "restarting with the new configuration"
+        self._sync()
         self._end_session(old.shutdown_deadline_s)
 
     def pause(self, reason: str = "paused by the operator") -> None:
         """Stop starting uploads until :meth:`resume` (uploads in flight finish)."""
-        self._pause_kind = _PauseKind.OPERATOR
-        if not self._running:
-            self._state, self._reason = self._idle_state(), self._idle_reason()
-            self._touch()
-        elif self._state is not UploaderState.DISABLED:
+        if self._running and self._state() is not UploaderState.DISABLED:
             log.info("uploading paused by the operator")
-            self._set_state(UploaderState.PAUSED, one_line(reason))
+        self._health.pause(PauseKind.OPERATOR, one_line(reason))
+        self._sync()
 
     def resume(self) -> None:
         """End a pause (any kind) and check the server now; when offline, probe now.
@@ -267,22 +298,25 @@ class Uploader:
         After a refused token or a wrong URL this is "I fixed it on the server side";
         the probe and the next upload tell whether that is so (and pause again if not).
         """
-        kind, self._pause_kind = self._pause_kind, None
         if not self._running:
-            if self._state is UploaderState.PAUSED:
-                self._state, self._reason = self._idle_state(), self._idle_reason()
-                self._touch()
+            self._health.pause_kind = None
+            if self._health.state is HealthState.PAUSED:
+                self._health.state = HealthState.OFFLINE
+            self._sync()
             return
-        if self._state is UploaderState.PAUSED:
-            if kind is _PauseKind.SETUP:
-                self._end_session(0.0)  # build the client again
-                return
+        was_paused = self._health.state is HealthState.PAUSED
+        kind = self._health.resume(trio.current_time())
+        if was_paused and kind is PauseKind.SETUP:
+            self._end_session(0.0)  # build the client again
+        elif was_paused:
             log.info("uploading resumed; checking the server")
-            self._next_probe_at = trio.current_time()
-            self._set_state(UploaderState.OFFLINE, f"resumed; checking {self._display}")
-        elif self._state is UploaderState.OFFLINE:
-            self._next_probe_at = trio.current_time()
-            self._probe_wake.fire()
+        self._sync()
+        self._wake_all()
+
+    def probe_now(self) -> None:
+        """Check the server at once (``server.test``), whatever the probe's schedule."""
+        self._health.probe_now(trio.current_time())
+        self._probe_wake.fire()
 
     def begin_shutdown(self, deadline_s: float | None = None) -> None:
         """Start a graceful stop; returns at once. :meth:`run` returns when it is done.
@@ -347,7 +381,7 @@ class Uploader:
                 self._ending = False
                 self._session_deadline = math.inf
                 if config.url is None:
-                    self._set_state(UploaderState.DISABLED, self._idle_reason())
+                    self._sync()
                     while not self._ending:
                         await self._control_wake.wait()
                     continue
@@ -357,29 +391,97 @@ class Uploader:
                 await self._flush_finished()
                 await self._release_claimed()
             self._running = False
-            if self._state is not UploaderState.DISABLED:
-                self._set_state(UploaderState.OFFLINE, "stopped")
+            if self._config.url is not None and not self._operator_paused():
+                self._health.state, self._health.reason = HealthState.OFFLINE, "stopped"
             self._latency_ms = None
+            self._sync()
             self._stopped.set()
             self._touch()
 
-    # --- sessions ---
+    # --- state ---
 
-    def _idle_state(self) -> UploaderState:
+    def _new_health(self, config: UploaderConfig, old: UploadHealth | None) -> UploadHealth:
+        health = UploadHealth(
+            base_s=config.retry_base_s,
+            report_cap_s=config.retry_max_s,
+            probe_max_s=config.probe_max_s,
+            health_interval_s=config.health_interval_s,
+            rng=self._rng,
+        )
+        if old is not None and old.pause_kind is PauseKind.OPERATOR:
+            health.pause(PauseKind.OPERATOR, old.reason)
+        return health
+
+    def _operator_paused(self) -> bool:
+        return self._health.pause_kind is PauseKind.OPERATOR
+
+    def _state(self) -> UploaderState:
         if self._config.url is None:
             return UploaderState.DISABLED
-        return (
-            UploaderState.PAUSED
-            if self._pause_kind is _PauseKind.OPERATOR
-            else UploaderState.OFFLINE
-        )
+        if not self._running:
+            return UploaderState.PAUSED if self._operator_paused() else UploaderState.OFFLINE
+        return _STATES[self._health.state]
 
-    def _idle_reason(self) -> str:
-        if self._config.url is None:
-            return "no server URL configured; reports stay queued"
-        return (
-            "paused by the operator" if self._pause_kind is _PauseKind.OPERATOR else "not started"
+    def _disabled_reason(self) -> str:
+        return "no server URL configured; reports stay queued"
+
+    def _sync(self) -> None:
+        """Carry a state change of the health machine out: log, event, wake-ups.
+
+        Called after every input to the machine; does nothing if nothing changed.
+        """
+        state = self._state()
+        reason = self._disabled_reason() if state is UploaderState.DISABLED else self._health.reason
+        if not self._running and state is not UploaderState.DISABLED:
+            reason = "stopped" if self._shown is not None else reason
+        hold = self._health.hold_until
+        if hold > self._hold_shown and self._running:
+            now = trio.current_time()
+            if hold > now:
+                log.info(
+                    "%s; new uploads wait %.1f s", self._scrub(self._health.hold_reason), hold - now
+                )
+        self._hold_shown = hold
+        if self._shown == (state, reason):
+            return
+        changed = self._shown is None or self._shown[0] is not state
+        self._shown = (state, reason)
+        level = _LEVELS[state] if changed or state is UploaderState.PAUSED else logging.DEBUG
+        if reason.startswith(("stopped", "connecting", "resumed", "restarting", "paused by")):
+            level = min(level, logging.INFO)  # expected steps, not trouble
+        self._record(
+            ComponentStatus(component="uploader", state=state.value, reason=self._scrub(reason)),
+            level,
         )
+        self._wake_all()
+        self._touch()
+
+    def _wake_all(self) -> None:
+        self._dispatch_wake.fire()
+        self._probe_wake.fire()
+        self._control_wake.fire()
+
+    def _touch(self) -> None:
+        self._generation += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _scrub(self, text: str) -> str:
+        # A proxy or server that echoes request headers must not carry the token into
+        # the queue, the status or the log.
+        token = self._config.token
+        return text.replace(token, "***") if token and token in text else text
+
+    def _server_url(self) -> str | None:
+        # Cached per configuration: status() is called on every change by followers.
+        url = self._config.url
+        if url is None:
+            return None
+        if self._shown_url[0] != url:
+            self._shown_url = (url, display_url(url))
+        return self._shown_url[1]
+
+    # --- sessions ---
 
     def _end_session(self, deadline_s: float) -> None:
         self._ending = True
@@ -395,22 +497,22 @@ class Uploader:
         # Parsed once: httpx would parse a str on every request.
         self._submit_url = httpx.URL(base + SUBMIT_PATH)
         self._version_url = httpx.URL(base + VERSION_PATH)
-        self._next_probe_at = trio.current_time()
-        self._probe_failures = self._strikes = self._hold_failures = 0
-        self._hold_until = -math.inf
         self._latency_ms = None
         self._server_version = None
-        if self._pause_kind is _PauseKind.OPERATOR:
-            self._set_state(UploaderState.PAUSED, "paused by the operator")
-        else:
-            self._set_state(UploaderState.OFFLINE, f"connecting to {self._display}")
+        self._health.connect(
+            trio.current_time(),
+            self._display,
+            submit_url=str(self._submit_url),
+            version_url=str(self._version_url),
+        )
+        self._sync()
         try:
             client, transport = await trio.to_thread.run_sync(make_client, config, self._transport)
         except Exception as exc:  # any setup failure is a state the operator can fix
             log.debug("building the HTTP client failed", exc_info=True)
-            self._pause_kind = _PauseKind.SETUP
             self._last_error = one_line(f"cannot set up the connection: {exc}")
-            self._set_state(UploaderState.PAUSED, self._last_error)
+            self._health.pause(PauseKind.SETUP, self._last_error)
+            self._sync()
             while not self._ending:
                 await self._control_wake.wait()
             return
@@ -425,7 +527,7 @@ class Uploader:
                 async with trio.open_nursery() as uploads:
                     uploads.cancel_scope.deadline = self._session_deadline
                     self._uploads_scope = uploads.cancel_scope
-                    await self._dispatch(client, config, uploads)
+                    await self._dispatch(config, uploads)
                 self._uploads_scope = None
                 nursery.cancel_scope.cancel()
         finally:
@@ -456,30 +558,23 @@ class Uploader:
 
     # --- dispatching ---
 
-    def _may_dispatch(self) -> bool:
-        return (
-            not self._ending
-            and self._state is UploaderState.ONLINE
-            and trio.current_time() >= self._hold_until
-        )
-
-    async def _dispatch(
-        self, client: httpx.AsyncClient, config: UploaderConfig, uploads: trio.Nursery
-    ) -> None:
+    async def _dispatch(self, config: UploaderConfig, uploads: trio.Nursery) -> None:
         store = self._store
         store_failures = 0
         while not self._ending:
             mark = self._dispatch_wake.mark()
+            recovered = self._health.take_recovered()
+            if recovered:
+                await self._make_due(recovered)
+                continue
             now = trio.current_time()
-            free = config.workers - self._in_flight
-            limit = free if free > 0 and self._may_dispatch() else 0
+            decision = self._health.dispatch(now, config.workers - self._in_flight)
+            limit = decision.slots if isinstance(decision, UploadNow) else 0
             if limit == 0 and not self._finished:
-                if self._state is not UploaderState.ONLINE:
+                if isinstance(decision, WaitUntil):
+                    await self._dispatch_wake.wait(decision.at - now, since=mark)
+                else:  # Idle: a state change or an upload finishing fires the wake-up
                     await self._dispatch_wake.wait(since=mark)
-                elif now < self._hold_until:
-                    await self._dispatch_wake.wait(self._hold_until - now, since=mark)
-                else:
-                    await self._dispatch_wake.wait(since=mark)  # an upload finishing fires it
                 continue
             # Read before claiming: a report queued after the claim still wakes us.
             seen = store.generation
@@ -487,26 +582,42 @@ class Uploader:
                 claims, due = await self._finish_and_claim(limit)
             except StoreError as exc:
                 store_failures += 1
-                delay = retry.backoff_delay(
+                wait = retry.backoff_delay(
                     store_failures, self._rng, base_s=config.retry_base_s, cap_s=config.retry_max_s
                 )
-                log.error("queue database error (%s); trying again in %.1f s", exc, delay)  # noqa: TRY400
-                await self._dispatch_wake.wait(delay, since=mark)
+                log.error("queue database error (%s); trying again in %.1f s", exc, wait)  # noqa: TRY400
+                await self._dispatch_wake.wait(wait, since=mark)
                 continue
             store_failures = 0
+            trial = isinstance(decision, UploadNow) and decision.trial
             for claim in claims:
+                ticket = self._health.started(trial)
                 self._in_flight += 1
-                uploads.start_soon(self._upload, client, config, claim, name=f"upload {claim.id}")
+                uploads.start_soon(self._upload, config, claim, ticket, name=f"upload {claim.id}")
             if claims:
                 self._touch()
                 continue
             if limit == 0:
                 continue
-            timeout = math.inf if due is None else due - store.clock()
+            wait = math.inf if due is None else due - store.clock()
             # The store call was a checkpoint: a stop or state change that came meanwhile
             # shows in the mark.
             await self._dispatch_wake.wait(
-                timeout, functools.partial(store.wait_enqueued, seen), since=mark
+                wait, functools.partial(store.wait_enqueued, seen), since=mark
+            )
+
+    async def _make_due(self, ids: list[str]) -> None:
+        """The outage is over: reports that waited it out are due now."""
+        try:
+            count = await self._store.make_due(ids)
+        except StoreError as exc:
+            log.error("cannot make %d report(s) due again: %s", len(ids), exc)  # noqa: TRY400
+            return
+        if count:
+            self._record(
+                ReportRequeued(
+                    report_ids=tuple(ids), reason="the server answers again after an outage"
+                )
             )
 
     async def _finish_and_claim(self, limit: int) -> tuple[list[Claim], float | None]:
@@ -518,30 +629,43 @@ class Uploader:
         with trio.CancelScope(shield=True):
             finished, self._finished = self._finished, []
             try:
-                missed, claims, due = await self._store.finish_and_claim(finished, limit)
+                missed, claims, due = await self._store.finish_and_claim(
+                    [(claim.id, status) for claim, status in finished], limit
+                )
             except BaseException:
                 self._finished[:0] = finished  # recorded with the next call
                 raise
             self._claimed.update(c.id for c in claims)
             self._recorded(finished, missed)
-            if claims and not self._may_dispatch():
+            if claims and not isinstance(
+                self._health.dispatch(trio.current_time(), limit), UploadNow
+            ):
                 # The state changed while claiming (offline, paused, held).
                 await self._store.release([c.id for c in claims])
                 self._claimed.difference_update(c.id for c in claims)
                 return [], None
         return claims, due
 
-    def _recorded(self, finished: list[tuple[str, int | None]], missed: list[str]) -> None:
+    def _recorded(self, finished: list[tuple[Claim, int | None]], missed: list[str]) -> None:
         if not finished:
             return
         gone = set(missed)
-        for report_id, status in finished:
-            self._claimed.discard(report_id)
-            if report_id in gone:
-                log.info("report %s was deleted from the queue while it was uploading", report_id)
+        for claim, status in finished:
+            self._claimed.discard(claim.id)
+            if claim.id in gone:
+                log.info("report %s was deleted from the queue while it was uploading", claim.id)
             else:
                 self._uploaded += 1
-                log.debug("report %s uploaded (%s)", report_id, status)
+                self._record(
+                    ReportUploaded(
+                        report_id=claim.id,
+                        attempt=claim.attempts,
+                        status=status,
+                        pn=claim.pn,
+                        sn=claim.sn,
+                    ),
+                    logging.DEBUG,
+                )
         self._touch()
 
     async def _flush_finished(self) -> None:
@@ -562,20 +686,26 @@ class Uploader:
 
     # --- one upload ---
 
-    async def _upload(
-        self, client: httpx.AsyncClient, config: UploaderConfig, claim: Claim
-    ) -> None:
+    async def _upload(self, config: UploaderConfig, claim: Claim, ticket: Ticket) -> None:
         try:
-            answer = await self._post(client, config, claim)
-            await self._record(config, claim, answer)
+            answer = await self._post(config, claim)
+            await self._record_answer(claim, ticket, answer)
         finally:
             self._in_flight -= 1
             self._dispatch_wake.fire()
             self._touch()
 
-    async def _post(
-        self, client: httpx.AsyncClient, config: UploaderConfig, claim: Claim
-    ) -> _Answer:
+    def _answer(self, response: httpx.Response) -> Answer:
+        if 200 <= response.status_code <= 299:
+            return Answer(response.status_code)
+        now = datetime.fromtimestamp(self._store.clock(), UTC)
+        return Answer(
+            response.status_code,
+            self._scrub(server_message(response)),
+            retry.parse_retry_after(response.headers.get("retry-after"), now=now),
+        )
+
+    async def _post(self, config: UploaderConfig, claim: Claim) -> Answer:
         # Straight to the transport: the client's layers (auth, redirects, cookies, event
         # hooks, header merging) do nothing for this request but cost about a third of
         # httpx's CPU per upload. Headers and timeouts are the client's own.
@@ -595,55 +725,29 @@ class Uploader:
             finally:
                 await response.aclose()
         except httpx.RequestError as exc:
-            return _Answer(None, describe(exc, config))
+            return Answer(None, describe(exc, config))
         except Exception as exc:
             # A reply odd enough to break the HTTP stack must not stop the uploader: it
             # is the server's fault, so treat it as no answer, and keep the traceback.
             log.warning("upload of %s failed unexpectedly", claim.id, exc_info=True)
-            return _Answer(None, describe(exc, config))
-        if 200 <= response.status_code <= 299:
-            return _Answer(response.status_code, "")
-        return _Answer(
-            response.status_code,
-            self._scrub(server_message(response)),
-            response.headers.get("retry-after"),
-        )
+            return Answer(None, describe(exc, config))
+        return self._answer(response)
 
-    async def _record(self, config: UploaderConfig, claim: Claim, answer: _Answer) -> None:
-        """Act on the answer: the uploader's state first (so the dispatcher stops at
-        once), then the report's row."""
+    async def _record_answer(self, claim: Claim, ticket: Ticket, answer: Answer) -> None:
+        """Act on the answer: the health machine first (so the dispatcher stops at once),
+        then the report's row, then the record of what happened."""
+        fate = self._health.answered(trio.current_time(), ticket, claim.id, claim.attempts, answer)
+        if not isinstance(fate, Done):
+            self._last_error = f"report {claim.id}: {answer.error}"
+        self._sync()
+        if isinstance(fate, Done):
+            # Marked done by the dispatcher's next store call; it stays claimed (and so
+            # is released, and sent again, if that never happens).
+            self._finished.append((claim, answer.status))
+            return
         store = self._store
-        outcome = retry.classify(answer.status)
         try:
-            if outcome is Outcome.DONE:
-                self._succeeded()
-                # Marked done by the dispatcher's next store call; it stays claimed (and
-                # so is released, and sent again, if that never happens).
-                self._finished.append((claim.id, answer.status))
-                return
-            if outcome is Outcome.PERMANENT:
-                self._last_error = f"report {claim.id}: {answer.error}"
-                log.warning("report %s rejected by the server: %s", claim.id, answer.error)
-                await store.mark_failed(claim.id, error=answer.error, status=answer.status)
-                self._failed += 1
-            elif outcome is Outcome.AUTH:
-                self._last_error = f"report {claim.id}: {answer.error}"
-                self._pause(
-                    _PauseKind.AUTH,
-                    f"the server refused the token ({answer.error}); fix the token and"
-                    " reload the configuration, or resume",
-                )
-                await store.release([claim.id])
-            elif outcome is Outcome.NOT_FOUND:
-                self._last_error = f"report {claim.id}: {answer.error}"
-                self._pause(
-                    _PauseKind.URL,
-                    f"the server URL looks wrong: POST {self._submit_url} answered"
-                    f" {answer.error}; check the URL and reload the configuration",
-                )
-                await store.release([claim.id])
-            else:
-                await self._retry_later(config, claim, answer)
+            await self._apply(fate, claim, answer)
             self._claimed.discard(claim.id)
         except NotFoundError:
             self._claimed.discard(claim.id)
@@ -656,188 +760,84 @@ class Uploader:
             except StoreError:
                 pass  # still in _claimed: the end of the session tries again
 
-    async def _retry_later(self, config: UploaderConfig, claim: Claim, answer: _Answer) -> None:
+    async def _apply(self, fate: Fate, claim: Claim, answer: Answer) -> None:
+        """Write one report's fate to the queue and record it (counter, log, event)."""
         store = self._store
-        now = datetime.fromtimestamp(store.clock(), UTC)
-        asked = retry.parse_retry_after(answer.retry_after, now=now)
-        if asked is not None:
-            delay = asked
-        else:
-            delay = retry.backoff_delay(
-                claim.attempts, self._rng, base_s=config.retry_base_s, cap_s=config.retry_max_s
+        if isinstance(fate, Fail):
+            await store.mark_failed(claim.id, error=fate.message, status=answer.status)
+            self._failed += 1
+            self._record(
+                ReportFailed(
+                    report_id=claim.id,
+                    attempt=claim.attempts,
+                    status=answer.status,
+                    message=fate.message,
+                    pn=claim.pn,
+                    sn=claim.sn,
+                ),
+                logging.WARNING,
             )
-        self._last_error = f"report {claim.id}: {answer.error}"
-        if answer.status is None:
-            self._lost_server(config, answer.error)
-        else:
-            self._hold(config, answer, asked)
-        log.debug("report %s: %s; next attempt in %.1f s", claim.id, answer.error, delay)
-        await store.retry_later(claim.id, delay_s=delay, error=answer.error, status=answer.status)
-        self._retried += 1
-
-    # --- state changes ---
-
-    def _succeeded(self) -> None:
-        self._hold_failures = 0
-        self._strikes = 0
-        if self._state is UploaderState.OFFLINE:
-            # An upload got through while the probe waits out its backoff: check now.
-            self._next_probe_at = trio.current_time()
-            self._probe_wake.fire()
-
-    def _hold(self, config: UploaderConfig, answer: _Answer, asked: float | None) -> None:
-        # The server answered but will not take reports now (429, 5xx, 408). Every
-        # report would get the same, so new uploads wait: the server's Retry-After, or a
-        # backoff that grows while this goes on (a half-open circuit breaker).
-        self._hold_failures += 1
-        if asked is not None:
-            delay = asked
-        else:
-            delay = retry.backoff_delay(
-                self._hold_failures, self._rng, base_s=config.retry_base_s, cap_s=config.retry_max_s
+        elif isinstance(fate, RetryIn):
+            await store.retry_later(
+                claim.id, delay_s=fate.delay_s, error=answer.error, status=answer.status
             )
-        until = trio.current_time() + delay
-        if until > self._hold_until:
-            self._hold_until = until
-            self._hold_reason = f"the server answered {answer.error}"
-            log.info("server answered %s; new uploads wait %.1f s", answer.error, delay)
-            self._touch()
-
-    def _lost_server(self, config: UploaderConfig, error: str) -> None:
-        # No answer at all: go offline and let the probe find out when the server is
-        # back. Repeated losses without an upload getting through in between back off
-        # the first probe, so a server that answers the probe but never an upload is
-        # not hammered.
-        if self._state is not UploaderState.ONLINE:
-            return
-        self._strikes += 1
-        delay = 0.0
-        if self._strikes > 1:
-            delay = retry.backoff_delay(
-                self._strikes - 1, self._rng, base_s=config.retry_base_s, cap_s=config.probe_max_s
+            self._retried += 1
+            self._record(
+                ReportRetrying(
+                    report_id=claim.id,
+                    attempt=claim.attempts,
+                    next_attempt_at=time.time() + fate.delay_s,
+                    status=answer.status,
+                    message=answer.error,
+                    pn=claim.pn,
+                    sn=claim.sn,
+                ),
+                logging.DEBUG,
             )
-        self._probe_failures = 0
-        self._next_probe_at = trio.current_time() + delay
-        self._latency_ms = None
-        self._set_state(UploaderState.OFFLINE, f"cannot reach {self._display}: {error}")
-
-    def _pause(self, kind: _PauseKind, reason: str) -> None:
-        self._pause_kind = kind
-        self._set_state(UploaderState.PAUSED, reason)
-
-    def _set_state(self, state: UploaderState, reason: str) -> None:
-        if state is self._state and reason == self._reason:
-            return
-        changed = state is not self._state
-        self._state = state
-        self._reason = reason
-        if changed or state is UploaderState.PAUSED:
-            level = {
-                UploaderState.ONLINE: logging.INFO,
-                UploaderState.DISABLED: logging.INFO,
-                UploaderState.OFFLINE: logging.WARNING,
-                UploaderState.PAUSED: logging.ERROR,
-            }[state]
-            if reason.startswith(("stopped", "connecting", "resumed", "restarting", "paused by")):
-                level = logging.INFO  # expected steps, not trouble
-            log.log(level, "uploader %s: %s", state, self._scrub(reason))
-        else:
-            log.debug("uploader %s: %s", state, self._scrub(reason))
-        self._wake_all()
-        self._touch()
-
-    def _wake_all(self) -> None:
-        self._dispatch_wake.fire()
-        self._probe_wake.fire()
-        self._control_wake.fire()
-
-    def _touch(self) -> None:
-        self._generation += 1
-        self._changed.set()
-        self._changed = trio.Event()
-
-    def _scrub(self, text: str) -> str:
-        # A proxy or server that echoes request headers must not carry the token into
-        # the queue, the status or the log.
-        token = self._config.token
-        return text.replace(token, "***") if token and token in text else text
+        elif isinstance(fate, Release):
+            await store.release([claim.id])
 
     # --- health probe ---
 
     async def _probe_loop(self, client: httpx.AsyncClient, config: UploaderConfig) -> None:
         while True:
-            if self._ending or self._state not in (UploaderState.ONLINE, UploaderState.OFFLINE):
-                await self._probe_wake.wait()
+            mark = self._probe_wake.mark()
+            decision = self._health.next_probe()
+            if self._ending or isinstance(decision, Idle):
+                await self._probe_wake.wait(since=mark)
                 continue
             now = trio.current_time()
-            if now < self._next_probe_at:
-                await self._probe_wake.wait(self._next_probe_at - now)
+            if now < decision.at:
+                await self._probe_wake.wait(decision.at - now, since=mark)
                 continue
             await self._probe(client, config)
 
     async def _probe(self, client: httpx.AsyncClient, config: UploaderConfig) -> None:
         started = trio.current_time()
+        version: str | None = None
         try:
             response = await client.get(self._version_url)
         except httpx.RequestError as exc:
-            self._probe_failed(config, describe(exc, config), None)
-            return
+            answer = Answer(None, describe(exc, config))
         except Exception as exc:
             log.warning("health probe failed unexpectedly", exc_info=True)
-            self._probe_failed(config, describe(exc, config), None)
-            return
-        now = trio.current_time()
-        if self._state not in (UploaderState.ONLINE, UploaderState.OFFLINE):
-            return  # paused (or ending) while the probe was out: its answer is stale
-        outcome = retry.classify(response.status_code)
-        if outcome is Outcome.DONE:
-            self._server_version = version_text(response)
-            self._latency_ms = round((now - started) * 1000, 3)
-            self._probe_failures = 0
-            self._next_probe_at = now + config.health_interval_s
-            if self._state is UploaderState.OFFLINE:
-                self._set_state(
-                    UploaderState.ONLINE,
-                    f"connected to {self._display} (WATS {self._server_version})",
-                )
-            self._touch()
-            return
-        error = self._scrub(server_message(response))
-        if outcome is Outcome.AUTH:
-            self._last_error = f"health probe: {error}"
-            self._pause(
-                _PauseKind.AUTH,
-                f"the server refused the token ({error}); fix the token and reload the"
-                " configuration, or resume",
-            )
-        elif outcome is Outcome.NOT_FOUND:
-            self._last_error = f"health probe: {error}"
-            self._pause(
-                _PauseKind.URL,
-                f"the server URL looks wrong: GET {self._version_url} answered {error};"
-                " check the URL and reload the configuration",
-            )
+            answer = Answer(None, describe(exc, config))
         else:
-            self._probe_failed(config, error, response.headers.get("retry-after"))
-
-    def _probe_failed(self, config: UploaderConfig, error: str, retry_after: str | None) -> None:
-        if self._state not in (UploaderState.ONLINE, UploaderState.OFFLINE):
-            return
-        self._probe_failures += 1
+            answer = self._answer(response)
+            if answer.status is not None and 200 <= answer.status <= 299:
+                version = version_text(response)
         now = trio.current_time()
-        asked = retry.parse_retry_after(
-            retry_after, now=datetime.fromtimestamp(self._store.clock(), UTC)
-        )
-        if asked is not None:
-            delay = asked
-        else:
-            delay = retry.backoff_delay(
-                self._probe_failures + self._strikes,
-                self._rng,
-                base_s=config.retry_base_s,
-                cap_s=config.probe_max_s,
-            )
-        self._next_probe_at = now + delay
-        self._last_error = f"health probe: {error}"
-        self._latency_ms = None
-        self._set_state(UploaderState.OFFLINE, f"cannot reach {self._display}: {error}")
+        if self._ending:
+            return
+        was_paused = self._health.state is HealthState.PAUSED
+        self._health.probe_answered(now, answer, version)
+        self._probes += 1
+        if not was_paused:
+            if version is not None:
+                self._server_version = version
+                self._latency_ms = round((now - started) * 1000, 3)
+            else:
+                self._latency_ms = None
+                self._last_error = f"health probe: {answer.error}"
+        self._sync()
+        self._touch()
