@@ -233,7 +233,17 @@ class NotifySocket:
 class Instance:
     """Paths and environment of one ``pywats serve`` instance under ``root``."""
 
-    def __init__(self, root: Path, name: str, *, server_url: str | None, workers: int = 5) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        *,
+        server_url: str | None,
+        workers: int = 5,
+        fast_retry: bool = True,
+    ) -> None:
+        """``fast_retry``: retry delays of 0.05-0.5 s so tests do not wait; without it the
+        instance runs on the shipped retry defaults (1 s, 300 s)."""
         self.name = name
         self.root = root / name
         self.state = self.root / "state"
@@ -247,8 +257,9 @@ class Instance:
         server = f'[server]\nurl = "{server_url}"\n' if server_url else ""
         self.config.write_text(
             f'[station]\nname = "E2E-{name}"\n{server}'
-            f"[upload]\nworkers = {workers}\nretry_base_s = 0.05\nretry_max_s = 0.5\n"
-            f'[[converters]]\nname = "wsjf"\nwatch = "{self.watch}"\n'
+            f"[upload]\nworkers = {workers}\n"
+            + ("retry_base_s = 0.05\nretry_max_s = 0.5\n" if fast_retry else "")
+            + f'[[converters]]\nname = "wsjf"\nwatch = "{self.watch}"\n'
             f'done_dir = "{self.done}"\nerror_dir = "{self.error}"\nsettle_s = 0.2\n'
         )
         self.notify = NotifySocket(self.root / "notify.sock")
