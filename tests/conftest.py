@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio.testing
 from pytest_trio.plugin import automark, choose_run, handle_fixture
 
 ASYNCIO_TESTS = Path(__file__).parent / "tui"
@@ -41,3 +42,16 @@ def pytest_fixture_setup(
     if runs_on_asyncio(request.node.path):
         return None
     return handle_fixture(fixturedef, request, force_trio_mode=True)
+
+
+@pytest.fixture
+def autojump() -> trio.testing.MockClock:
+    """Virtual time for tests that also use the store, scans or sockets.
+
+    It jumps to the next deadline only after 0.1 s of real idleness: the store's worker
+    thread (and a watcher's scan thread) are invisible to trio, so with pytest-trio's
+    ``autojump_clock`` (threshold 0) virtual time would race ahead while a commit runs.
+    A commit takes about 2 ms here. pytest-trio runs a test on a clock only when the
+    *test function* names the fixture (a fixture depending on it is not enough).
+    """
+    return trio.testing.MockClock(autojump_threshold=0.1)

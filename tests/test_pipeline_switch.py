@@ -39,11 +39,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def mock_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.1)
-
-
-@pytest.fixture
 def gated() -> Iterator[Gated]:
     converter = Gated()
     yield converter
@@ -70,7 +65,7 @@ async def wait_status(files: Files, name: str, state: str) -> ComponentStatus:
 
 
 async def test_a_disabled_folder_is_not_watched_and_catches_up_when_enabled(
-    tmp_path: Path, store: Store, mock_clock: trio.testing.MockClock
+    tmp_path: Path, store: Store, autojump: trio.testing.MockClock
 ) -> None:
     line1, line2 = make_folder(tmp_path, "line1"), make_folder(tmp_path, "line2")
     with trio.fail_after(20):
@@ -115,7 +110,7 @@ async def test_a_disabled_folder_is_not_watched_and_catches_up_when_enabled(
 
 
 async def test_disabling_one_entry_of_a_shared_folder_leaves_the_others_going(
-    tmp_path: Path, store: Store, mock_clock: trio.testing.MockClock
+    tmp_path: Path, store: Store, autojump: trio.testing.MockClock
 ) -> None:
     # A catch-all after a specific entry: with the specific one off, its files must stay
     # where they are, not go to the catch-all, whose own files go on.
@@ -155,7 +150,7 @@ async def test_disabling_one_entry_of_a_shared_folder_leaves_the_others_going(
 
 
 async def test_disabling_finishes_the_file_in_hand_and_leaves_the_waiting_ones(
-    tmp_path: Path, store: Store, gated: Gated, mock_clock: trio.testing.MockClock
+    tmp_path: Path, store: Store, gated: Gated, autojump: trio.testing.MockClock
 ) -> None:
     folder = make_folder(tmp_path, converter=gated)
     with trio.fail_after(20):

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from pywats import config as config_mod
@@ -158,7 +157,7 @@ async def test_ready_comes_after_every_component_and_the_view_is_whole_from_the_
 
 
 async def test_stop_runs_in_order_and_uploads_in_flight_get_their_deadline(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump: trio.testing.MockClock
 ) -> None:
     notify = NotifyLog(tmp_path / "notify.sock")
     deadline_s = 3.0
@@ -200,9 +199,3 @@ async def test_stop_runs_in_order_and_uploads_in_flight_get_their_deadline(
         got = reader.get(report_id)
     assert (got.state, got.attempts) == (QueueState.PENDING, 0)
     assert (tmp_path / "done" / "hangs.json").exists()
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    # Above a commit's latency: the store's thread is invisible to trio.
-    return trio.testing.MockClock(autojump_threshold=0.1)

@@ -54,13 +54,6 @@ def wall() -> float:
 
 
 @pytest.fixture
-def autojump() -> trio.testing.MockClock:
-    # pytest-trio runs a test on a clock only when the *test function* names the clock
-    # fixture (a fixture depending on it is not enough): every test here names it.
-    return trio.testing.MockClock(autojump_threshold=0.1)
-
-
-@pytest.fixture
 async def store(tmp_path: Path, autojump: trio.testing.MockClock) -> AsyncIterator[Store]:
     async with await Store.open(tmp_path / "queue.db", clock=wall) as opened:
         yield opened

@@ -59,12 +59,6 @@ def wall() -> float:
 
 
 @pytest.fixture
-def autojump() -> trio.testing.MockClock:
-    # Named by every async test: pytest-trio takes the clock from the test's arguments.
-    return trio.testing.MockClock(autojump_threshold=0.1)
-
-
-@pytest.fixture
 async def store(tmp_path: Path, autojump: trio.testing.MockClock) -> AsyncIterator[Store]:
     async with await Store.open(tmp_path / "queue.db", clock=wall) as opened:
         yield opened

@@ -71,13 +71,6 @@ def inotify_fds() -> int:
     return open_fds_to("anon_inode:inotify")
 
 
-@pytest.fixture
-def mock_clock() -> trio.testing.MockClock:
-    # A small real-time threshold instead of 0: scans run in a worker thread, and the
-    # clock must not jump while one is running.
-    return trio.testing.MockClock(autojump_threshold=0.1)
-
-
 # -- ready files with inotify ---------------------------------------------------------
 
 
@@ -369,7 +362,7 @@ async def start_run(nursery: trio.Nursery, watcher: Watcher) -> tuple[trio.Cance
 
 
 async def test_a_watcher_run_again_keeps_its_paths_in_flight_and_settles_newcomers(
-    tmp_path: Path, mock_clock: trio.testing.MockClock
+    tmp_path: Path, autojump: trio.testing.MockClock
 ) -> None:
     (tmp_path / "a.json").write_bytes(b"{}")
     config = WatchConfig(tmp_path, rescan_s=100, settle_s=3)
@@ -397,7 +390,7 @@ async def test_a_watcher_run_again_keeps_its_paths_in_flight_and_settles_newcome
 
 
 async def test_names_refused_by_accepts_are_left_alone(
-    tmp_path: Path, mock_clock: trio.testing.MockClock
+    tmp_path: Path, autojump: trio.testing.MockClock
 ) -> None:
     accepted = {"a.json"}
     config = WatchConfig(tmp_path, rescan_s=5, settle_s=1)
@@ -428,7 +421,7 @@ async def test_names_refused_by_accepts_are_left_alone(
 
 
 async def test_rescan_only_files_ready_after_settle(
-    tmp_path: Path, mock_clock: trio.testing.MockClock
+    tmp_path: Path, autojump: trio.testing.MockClock
 ) -> None:
     for name in ("a.json", "b.json", "c.tmp"):
         (tmp_path / name).write_bytes(b"{}")
@@ -459,7 +452,7 @@ async def test_rescan_only_files_ready_after_settle(
 
 
 async def test_rescan_only_waits_for_a_busy_writer(
-    tmp_path: Path, mock_clock: trio.testing.MockClock
+    tmp_path: Path, autojump: trio.testing.MockClock
 ) -> None:
     config = WatchConfig(tmp_path, use_inotify=False, rescan_s=1, settle_s=3)
     target = tmp_path / "slow.json"
