@@ -489,6 +489,23 @@ def load_instance(instance: str, path: str | os.PathLike[str] | None = None) -> 
     return load(found)
 
 
+@attrs.frozen
+class TokenSource:
+    """Where the server token came from: what may be shown instead of the token.
+
+    ``key`` is the source as errors name it (``server.token``, ``server.token_file``,
+    ``CREDENTIALS_DIRECTORY/token``, ``PYWATS_TOKEN``); ``path`` is the file it was read
+    from, for the two file sources.
+    """
+
+    key: str
+    path: Path | None = None
+
+    def describe(self) -> str:
+        """One line for people: ``server.token_file (/etc/pywats/ict.token)``."""
+        return self.key if self.path is None else f"{self.key} ({self.path})"
+
+
 def resolve_token(server: ServerConfig, *, environ: Mapping[str, str] | None = None) -> str | None:
     """The server token, from the first source that has one.
 
@@ -506,18 +523,36 @@ def resolve_token(server: ServerConfig, *, environ: Mapping[str, str] | None = N
             ``server.token_file``, ``CREDENTIALS_DIRECTORY/token``, ``PYWATS_TOKEN``) and the
             message never holds the token.
     """
+    return resolve_token_source(server, environ=environ)[0]
+
+
+def resolve_token_source(
+    server: ServerConfig, *, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, TokenSource | None]:
+    """:func:`resolve_token` and where the token came from (``None``: no token).
+
+    One function picks the source, so what is shown as the source is the one whose token
+    is used.
+
+    Raises:
+        ConfigError: as :func:`resolve_token`.
+    """
     env = os.environ if environ is None else environ
     if server.token is not None:
-        return _checked_token(server.token.strip(), "server.token")
+        return _checked_token(server.token.strip(), "server.token"), TokenSource("server.token")
     if server.token_file is not None:
-        return _read_token(server.token_file, "server.token_file")
+        source = TokenSource("server.token_file", Path(os.path.abspath(server.token_file)))
+        return _read_token(server.token_file, "server.token_file"), source
     credentials = env.get("CREDENTIALS_DIRECTORY", "")
     if credentials:
         candidate = Path(credentials) / "token"
         if candidate.exists():
-            return _read_token(candidate, "CREDENTIALS_DIRECTORY/token")
+            key = "CREDENTIALS_DIRECTORY/token"
+            return _read_token(candidate, key), TokenSource(key, candidate)
     value = env.get("PYWATS_TOKEN", "").strip()
-    return _checked_token(value, "PYWATS_TOKEN") if value else None
+    if not value:
+        return None, None
+    return _checked_token(value, "PYWATS_TOKEN"), TokenSource("PYWATS_TOKEN")
 
 
 def _read_token(path: Path, key: str) -> str:

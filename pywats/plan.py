@@ -29,9 +29,10 @@ from pywats.config import (
     ConfigCheckError,
     ConverterConfig,
     PostAction,
+    TokenSource,
     load_each_converter,
     load_instance,
-    resolve_token,
+    resolve_token_source,
     with_server_url,
 )
 from pywats.converters.base import StationDefaults
@@ -39,7 +40,7 @@ from pywats.errors import ConfigError
 from pywats.pipeline import FolderConfig, Pipeline
 from pywats.upload import UploaderConfig
 
-__all__ = ["DAY_S", "Plan", "plan", "prepare"]
+__all__ = ["DAY_S", "Plan", "Prepared", "plan", "prepare"]
 
 DAY_S = 24 * 3600.0
 
@@ -57,6 +58,21 @@ _ENTRY_KEYS = frozenset(f.name for f in attrs.fields(ConverterConfig))
 
 
 @attrs.frozen
+class Prepared:
+    """How :func:`prepare` was called, so a reload can call it again the same way."""
+
+    instance: str
+    config_path: Path | None
+    """The file to read again: the one loaded (``None``: there was none, so the
+    instance's file is looked for again, as at start)."""
+    server_url: str | None
+    """``--server-url``; it wins over the file's ``server.url`` on every reload too."""
+    environ: Mapping[str, str] | None = attrs.field(default=None, eq=False, repr=False)
+    """Where the token's environment sources are looked up (``None``: ``os.environ``
+    at the time). Never shown: it may hold ``PYWATS_TOKEN``."""
+
+
+@attrs.frozen
 class Plan:
     """What the service runs, derived from a config: ready to start, already checked."""
 
@@ -67,6 +83,13 @@ class Plan:
     folders: tuple[FolderConfig, ...]
     station: StationDefaults
     convert_workers: int
+    config: Config | None = attrs.field(default=None, eq=False)
+    """The checked config the plan was derived from (``server_url`` applied)."""
+    token_source: TokenSource | None = None
+    """Where the token came from (``None``: no token, or not known: :func:`plan` alone)."""
+    prepared: Prepared | None = None
+    """How :func:`prepare` made this plan (``None``: made by :func:`plan` alone, so it
+    cannot be made again from its file)."""
 
 
 def prepare(
@@ -103,8 +126,9 @@ def prepare(
         except ConfigError as exc:
             errors.append(exc)  # an option, not a line of the file
     token: str | None = None
+    token_source: TokenSource | None = None
     try:
-        token = resolve_token(config.server, environ=environ)
+        token, token_source = resolve_token_source(config.server, environ=environ)
     except ConfigError as exc:
         in_file = exc.key.startswith("server.")
         errors.append(ConfigError(exc.key, exc.reason, file=where if in_file else ""))
@@ -114,6 +138,16 @@ def prepare(
         errors.extend(exc.errors)
     if errors:
         raise ConfigCheckError(errors)
+    # A file that was found is the one to read again (a reload must not fall back to the
+    # defaults because the file went missing); with none, look again as at start.
+    again = config.source if config.source is not None else config_path
+    prepared = Prepared(
+        instance=instance,
+        config_path=None if again is None else Path(os.path.abspath(again)),
+        server_url=server_url,
+        environ=environ,
+    )
+    run_plan = attrs.evolve(run_plan, token_source=token_source, prepared=prepared)
     return config, token, run_plan
 
 
@@ -225,6 +259,7 @@ def plan(instance: str, config: Config, *, token: str | None) -> Plan:
             purpose=config.station.purpose,
         ),
         convert_workers=config.convert.workers,
+        config=config,
     )
 
 

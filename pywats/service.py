@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from pywats.errors import PywatsError
 from pywats.events import EventHub, Stats
 from pywats.pipeline import Pipeline
 from pywats.plan import Plan
+from pywats.rpc.server import RpcServer, RpcSettings
 from pywats.sdnotify import Notifier, Watchdog
 from pywats.store import QueueStats, Store
 from pywats.upload import Uploader, UploaderState
@@ -103,8 +105,11 @@ class Service:
         watchdog: Watchdog | None = None,
         handle_signals: bool = True,
         hub: EventHub | None = None,
+        rpc: RpcSettings | None = None,
     ) -> None:
         self.plan = plan
+        self._rpc = rpc
+        """The control socket to serve (``None``: none, as in most tests)."""
         self.notifier = notifier if notifier is not None else Notifier(None)
         self.watchdog = watchdog if watchdog is not None else Watchdog(self.notifier, None)
         self._handle_signals = handle_signals
@@ -112,7 +117,7 @@ class Service:
         self._forced = False
         self.hub = hub if hub is not None else EventHub()
         """Every outcome of this run goes here; a new stream id per start."""
-        self.view = ServiceView(plan.instance, self.hub, request_stop=self.request_stop)
+        self.view = ServiceView(plan.instance, self.hub, request_stop=self.request_stop, plan=plan)
         """What the control protocol reads and steers."""
 
     @property
@@ -140,17 +145,37 @@ class Service:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
-            task_status.started()
-            async for signum in received:
-                name = signal.Signals(signum).name
-                if not self._stop.is_set():
-                    log.info("%s: stopping gracefully (send SIGINT again to stop at once)", name)
-                    self.request_stop()
-                elif signum == signal.SIGINT:
-                    log.warning("second SIGINT: stopping at once")
-                    self._forced = True
-                    scope.cancel()
+        async def reload() -> None:
+            # The view logs each change and error; a reload never stops the service.
+            log.info("SIGHUP: reading the configuration again")
+            try:
+                await self.view.reload_config()
+            except PywatsError as exc:  # still starting, or no config to read again
+                log.warning("SIGHUP: configuration not reloaded: %s", exc)
+            except Exception:  # a bug in a reload must not take the station down
+                log.exception("SIGHUP: configuration reload failed")
+
+        # SIGHUP reloads the configuration (systemctl reload, ExecReload=). Each reload runs
+        # beside this loop, so a SIGTERM during a slow one still stops the service; the
+        # nursery ends with this task (cancelled by run()), a reload then left unfinished.
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        async with trio.open_nursery() as reloads:
+            with trio.open_signal_receiver(*signals) as received:
+                task_status.started()
+                async for signum in received:
+                    name = signal.Signals(signum).name
+                    if signum == signal.SIGHUP:
+                        if not self._stop.is_set():
+                            reloads.start_soon(reload)
+                    elif not self._stop.is_set():
+                        log.info(
+                            "%s: stopping gracefully (send SIGINT again to stop at once)", name
+                        )
+                        self.request_stop()
+                    elif signum == signal.SIGINT:
+                        log.warning("second SIGINT: stopping at once")
+                        self._forced = True
+                        scope.cancel()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         plan = self.plan
@@ -169,6 +194,10 @@ class Service:
             )
             self.view.attach(store, uploader, pipeline, plan.folders)
             async with trio.open_nursery() as nursery:
+                if self._rpc is not None:
+                    # Listening before anything starts, so a client can watch start-up.
+                    rpc = RpcServer(self.view, self._rpc, db_path=plan.db_path)
+                    await nursery.start(rpc.run)
                 await nursery.start(store.run)
                 await nursery.start(self.watchdog.run)
                 uploader_done = await _start(nursery, uploader.run)

@@ -14,25 +14,35 @@ the verbs that need a component raise :class:`ServiceStartingError`.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import trio
 
-from pywats import __version__
+from pywats import __version__, logs
+from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
-from pywats.errors import NotFoundError, PywatsError
+from pywats.errors import ConfigError, NotFoundError, PywatsError
 from pywats.events import ComponentStatus, EventHub, Recorder, ReportDeleted, ReportRequeued
 from pywats.pipeline import FolderConfig, Pipeline
+from pywats.plan import Plan, prepare
 from pywats.store import QueueStats, Store
 from pywats.upload import Uploader, UploaderState, UploaderStatus
 
 __all__ = [
+    "BUILT_IN_DEFAULTS",
+    "ConfigIssue",
     "FolderView",
+    "NoConfigError",
+    "ReloadResult",
     "ServerView",
     "ServiceSnapshot",
     "ServiceStartingError",
@@ -46,8 +56,80 @@ TEST_TIMEOUT_S = 15.0
 """Longest :meth:`ServiceView.test_server` waits for the probe's answer."""
 
 
+BUILT_IN_DEFAULTS = "built-in defaults"
+"""What :meth:`ServiceView.effective_config` names as the file when there is none."""
+
+
 class ServiceStartingError(PywatsError):
     """The verb needs a component that does not exist yet (the service is starting)."""
+
+
+class NoConfigError(PywatsError):
+    """The service was not started from a configuration (:func:`pywats.plan.prepare`), so
+    it has none to show or to read again (only tests build a service that way)."""
+
+
+@attrs.frozen
+class ConfigIssue:
+    """One problem :meth:`ServiceView.reload_config` found in the file."""
+
+    key: str
+    """The key path (``converters[1].post_action``), or the source (``PYWATS_TOKEN``)."""
+    reason: str
+    file: str
+    """The file, or ``""`` when the problem is not in it (an option, the environment)."""
+    text: str
+    """The line ``pywats config check`` prints for it (after its ``pywats config check: ``)."""
+
+    @classmethod
+    def of(cls, error: ConfigError) -> ConfigIssue:
+        """The issue of a :class:`~pywats.errors.ConfigError`."""
+        return cls(key=error.key, reason=error.reason, file=error.file, text=str(error))
+
+
+@attrs.frozen
+class ReloadResult:
+    """What :meth:`ServiceView.reload_config` did.
+
+    Keys are TOML key paths (``server.url``, ``converters[0].enabled``); a token whose
+    value changed without its key changing (the same file, new content) is named by its
+    source (``server.token_file``, ``CREDENTIALS_DIRECTORY/token``, ``PYWATS_TOKEN``).
+    Values are never part of the answer.
+    """
+
+    file: str
+    """The file read (or :data:`BUILT_IN_DEFAULTS`)."""
+    applied: tuple[str, ...] = ()
+    """Keys that changed and are in effect now."""
+    needs_restart: tuple[str, ...] = ()
+    """Keys that changed and take effect only after a restart (not applied)."""
+    errors: tuple[ConfigIssue, ...] = ()
+    """The file failed the check; then nothing changed and the two lists are empty."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file passed the check (it may still have changed nothing)."""
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        """One line per change and per error, as the service logs them."""
+        if self.errors:
+            return [f"config reload refused, nothing changed: {e.text}" for e in self.errors]
+        out = [f"config reload: {key} changed, applied" for key in self.applied]
+        out += [
+            f"config reload: {key} changed, takes effect after a restart"
+            for key in self.needs_restart
+        ]
+        return out or [f"config reload: {self.file}: nothing changed"]
+
+    def summary(self) -> str:
+        """One line: how many changes were applied, how many wait for a restart."""
+        if self.errors:
+            return f"{self.file}: refused ({len(self.errors)} error(s)); nothing changed"
+        return (
+            f"{self.file}: {len(self.applied)} change(s) applied, "
+            f"{len(self.needs_restart)} need a restart"
+        )
 
 
 class ServiceState(enum.StrEnum):
@@ -133,6 +215,9 @@ class ServiceView:
         hub: the instance's event hub.
         request_stop: begins the graceful stop (``Service.request_stop``).
         clock: wall-clock time (tests inject one).
+        plan: what the service was started with; its config and how
+            :func:`~pywats.plan.prepare` made it are what :meth:`effective_config` shows
+            and :meth:`reload_config` reads again (``None``: neither is available).
     """
 
     def __init__(
@@ -142,6 +227,7 @@ class ServiceView:
         *,
         request_stop: Callable[[], None],
         clock: Callable[[], float] = time.time,
+        plan: Plan | None = None,
     ) -> None:
         self.instance = instance
         self.hub = hub
@@ -154,6 +240,19 @@ class ServiceView:
         self._uploader: Uploader | None = None
         self._pipeline: Pipeline | None = None
         self._folders: tuple[FolderConfig, ...] = ()
+        self._plan = plan
+        """The plan as it runs now: the start's, with what reloads applied."""
+        self._reloading = trio.Lock()  # a SIGHUP during an RPC reload waits its turn
+        # [[converters]] index -> folder name, for the entries running since the start (the
+        # only ones a reload can switch on and off; the plan keeps the enabled entries in
+        # file order).
+        self._entry_folders: dict[int, str] = {}
+        if plan is not None and plan.config is not None:
+            enabled = [i for i, e in enumerate(plan.config.converters) if e.enabled]
+            if len(enabled) == len(plan.folders):
+                self._entry_folders = {
+                    i: f.name for i, f in zip(enabled, plan.folders, strict=True)
+                }
 
     # --- the service's side --------------------------------------------------------------
 
@@ -310,3 +409,259 @@ class ServiceView:
         with trio.move_on_after(timeout_s):
             await uploader.wait_probed(seen)
         return _server(uploader.status())
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _running_config(self) -> tuple[Plan, Config]:
+        plan = self._plan
+        if plan is None or plan.config is None:
+            raise NoConfigError("this service was not started from a configuration")
+        return plan, plan.config
+
+    def effective_config(self) -> dict[str, Any]:
+        """The configuration as the service runs it, as a JSON-able mapping (``config.get``).
+
+        Every section and key with the defaults filled in and paths absolute, after what
+        reloads applied (changes that wait for a restart are not in it). Each
+        ``[[converters]]`` entry also names its ``folder`` (``None`` while not loaded) and,
+        when loaded, has the patterns, done and error folders it runs with. ``file`` is the
+        config file (or :data:`BUILT_IN_DEFAULTS`), ``server_url_option`` the
+        ``--server-url`` that overrides ``server.url`` (or ``None``).
+
+        The token itself is never in it, whatever its source: ``server.token`` is replaced
+        by ``{"source": ..., "path": ...}`` (``server.token``, ``server.token_file``,
+        ``CREDENTIALS_DIRECTORY/token`` or ``PYWATS_TOKEN``; ``None``: no token), and a
+        password in ``server.proxy`` is shown as ``***``.
+
+        Raises:
+            NoConfigError: the service was not started from a configuration.
+        """
+        plan, config = self._running_config()
+        token_source = plan.token_source
+        server = _jsonable(attrs.asdict(config.server, recurse=False))
+        server["token"] = (
+            None
+            if token_source is None
+            else {"source": token_source.key, "path": _jsonable(token_source.path)}
+        )
+        server["proxy"] = _masked_proxy(config.server.proxy)
+        server["url"] = plan.uploader.url  # with --server-url applied, as the uploader uses it
+        folders = {f.name: f for f in plan.folders}
+        entries = []
+        for index, entry in enumerate(config.converters):
+            shown = _jsonable(attrs.asdict(entry, recurse=False))
+            name = self._entry_folders.get(index)
+            folder = folders.get(name) if name is not None else None
+            shown["folder"] = name
+            if folder is not None:
+                shown.update(
+                    converter=name_of(folder.converter),
+                    converter_version=getattr(folder.converter, "version", None),
+                    watch=str(folder.watch),
+                    patterns=list(folder.patterns),
+                    done_dir=str(folder.done_dir),
+                    error_dir=str(folder.error_dir),
+                )
+            entries.append(shown)
+        result: dict[str, Any] = {
+            "instance": self.instance,
+            "file": BUILT_IN_DEFAULTS if config.source is None else str(config.source),
+            "server_url_option": None if plan.prepared is None else plan.prepared.server_url,
+            "station": _jsonable(attrs.asdict(config.station)),
+            "server": server,
+            "upload": _jsonable(attrs.asdict(config.upload)),
+            "convert": _jsonable(attrs.asdict(config.convert)),
+            "queue": {"path": str(plan.db_path), "retention_days": config.queue.retention_days},
+            "rpc": _jsonable(attrs.asdict(config.rpc)),
+            "log": _jsonable(attrs.asdict(config.log)),
+            "converters": entries,
+        }
+        # Belt and braces: the token may also have been written into a value that is not
+        # its key (an argument, a proxy URL); it must not leave the service that way either.
+        scrubbed: dict[str, Any] = _scrubbed(result, plan.uploader.token)
+        return scrubbed
+
+    async def reload_config(self) -> ReloadResult:
+        """Read the config file again and apply what can change without a restart.
+
+        The file is checked by the same :func:`~pywats.plan.prepare` as at start (same
+        instance, file and ``--server-url``). A file that fails the check changes nothing,
+        and the result carries every error as ``pywats config check`` prints it.
+        Otherwise every changed key is either applied or listed as needing a restart:
+
+        - applied: ``[server]`` (url, token from whichever source, timeouts, TLS, proxy)
+          and ``[upload]``, given to the uploader at once (:meth:`Uploader.reconfigure`:
+          uploads in flight get the old ``shutdown_deadline_s``; a pause for a refused
+          token, a wrong URL or a TLS setup ends, an operator's pause stays), and
+          ``converters[i].enabled`` of an entry running since the start (its folder is
+          switched on or off);
+        - needs a restart: everything else (``[station]``, ``[convert]``, ``[queue]``,
+          ``[rpc]``, ``[log]``, any other key of a ``[[converters]]`` entry, entries
+          added or removed, an entry enabled that was disabled at start).
+
+        The outcome is logged (one line per change or error) and published as
+        ``ComponentStatus(component="config")``.
+
+        Raises:
+            ServiceStartingError: the components do not exist yet.
+            NoConfigError: the service was not started from a configuration file check.
+        """
+        _, uploader, pipeline = self._parts()
+        async with self._reloading:
+            plan, old = self._running_config()
+            prepared = plan.prepared
+            if prepared is None:
+                raise NoConfigError("this service was not started through pywats.plan.prepare")
+            file = BUILT_IN_DEFAULTS if old.source is None else str(old.source)
+            try:
+                # In a thread: the check looks at folders, which may be on a slow share.
+                new, token, new_plan = await trio.to_thread.run_sync(
+                    lambda: prepare(
+                        prepared.instance,
+                        prepared.config_path,
+                        server_url=prepared.server_url,
+                        environ=prepared.environ,
+                    )
+                )
+            except ConfigCheckError as exc:
+                result = ReloadResult(file=file, errors=tuple(map(ConfigIssue.of, exc.errors)))
+            except ConfigError as exc:
+                result = ReloadResult(file=file, errors=(ConfigIssue.of(exc),))
+            else:
+                if token:
+                    logs.redact(token)
+                result = self._apply(plan, old, new, new_plan, uploader, pipeline)
+            for line in result.lines():
+                log.log(logging.WARNING if result.errors else logging.INFO, "%s", line)
+            state = "refused" if result.errors else "reloaded"
+            self._record(ComponentStatus(component="config", state=state, reason=result.summary()))
+            return result
+
+    def _apply(
+        self,
+        plan: Plan,
+        old: Config,
+        new: Config,
+        new_plan: Plan,
+        uploader: Uploader,
+        pipeline: Pipeline,
+    ) -> ReloadResult:
+        """Apply what ``new`` changes that can change now; the rest waits for a restart."""
+        applied: list[str] = []
+        restart: list[str] = []
+        for key in _changed_keys(old, new):
+            if key.startswith(("server.", "upload.")):
+                applied.append(key)
+            else:
+                restart.append(key)
+        switches: dict[int, bool] = {}
+        if len(old.converters) == len(new.converters):
+            for index, (before, after) in enumerate(
+                zip(old.converters, new.converters, strict=True)
+            ):
+                key = f"converters[{index}].enabled"
+                if before.enabled != after.enabled and index in self._entry_folders:
+                    switches[index] = after.enabled
+                    restart.remove(key)
+                    applied.append(key)
+        # The same token key with new content (the file or the credential was fixed).
+        old_token, new_token = plan.uploader.token, new_plan.uploader.token
+        source = new_plan.token_source or plan.token_source
+        if (old_token != new_token or plan.token_source != new_plan.token_source) and not any(
+            k in applied for k in ("server.token", "server.token_file")
+        ):
+            applied.append(source.key if source is not None else "server.token")
+        uploader_config = attrs.evolve(
+            new_plan.uploader,
+            # Not in the file: keep whatever the service was started with.
+            probe_max_s=plan.uploader.probe_max_s,
+            health_interval_s=plan.uploader.health_interval_s,
+        )
+        if uploader_config != plan.uploader:
+            uploader.reconfigure(uploader_config)
+        for index, enabled in switches.items():
+            name = self._entry_folders[index]
+            if enabled:
+                pipeline.enable_folder(name, reason="enabled in the configuration file")
+            else:
+                pipeline.disable_folder(name, reason="disabled in the configuration file")
+        entries = tuple(
+            attrs.evolve(entry, enabled=switches[index]) if index in switches else entry
+            for index, entry in enumerate(old.converters)
+        )
+        running = attrs.evolve(old, server=new.server, upload=new.upload, converters=entries)
+        self._plan = attrs.evolve(
+            plan, uploader=uploader_config, token_source=new_plan.token_source, config=running
+        )
+        return ReloadResult(
+            file=BUILT_IN_DEFAULTS if new.source is None else str(new.source),
+            applied=tuple(applied),
+            needs_restart=tuple(restart),
+        )
+
+
+def _flat(config: Config) -> dict[str, object]:
+    """Every key of ``config`` by its key path (``converters[0].watch``)."""
+    out: dict[str, object] = {}
+    for field in attrs.fields(Config):
+        value = getattr(config, field.name)
+        if field.name == "source":
+            continue
+        if field.name == "converters":
+            for index, entry in enumerate(value):
+                for sub in attrs.fields(ConverterConfig):
+                    out[f"converters[{index}].{sub.name}"] = getattr(entry, sub.name)
+            continue
+        for sub in attrs.fields(type(value)):
+            out[f"{field.name}.{sub.name}"] = getattr(value, sub.name)
+    return out
+
+
+def _changed_keys(old: Config, new: Config) -> list[str]:
+    """The key paths whose values differ, in file order; entries added or removed are
+    ``converters`` as a whole (their index no longer names the same entry)."""
+    if len(old.converters) != len(new.converters):
+        old = attrs.evolve(old, converters=())
+        new = attrs.evolve(new, converters=())
+        head = ["converters"]
+    else:
+        head = []
+    before, after = _flat(old), _flat(new)
+    return [key for key in before if before[key] != after[key]] + head
+
+
+def _masked_proxy(proxy: str | None) -> str | None:
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy)
+    if parts.password is None:
+        return proxy
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _jsonable(value: object) -> Any:
+    """``value`` with paths, enums, tuples and TOML dates made plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(Path(os.path.abspath(value)))
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return value
+
+
+def _scrubbed(value: Any, secret: str | None) -> Any:
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, logs.REDACTED)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, secret) for v in value]
+    return value

@@ -101,6 +101,7 @@ def test_unit_has_the_settings_the_service_relies_on() -> None:
         ("WatchdogSec", "30"),
         ("Restart", "on-failure"),
         ("ExecStart", f"{INSTALLED_PATH} serve --instance %i"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("RuntimeDirectory", "pywats/%i"),
         ("StateDirectory", "pywats/%i"),
         ("ConfigurationDirectory", "pywats"),

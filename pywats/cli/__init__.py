@@ -1,10 +1,12 @@
 """The ``pywats`` command line: :func:`main` and :func:`build_parser`.
 
 One module per command registers its subparser and handler: :mod:`pywats.cli.convert`,
-:mod:`pywats.cli.serve`, :mod:`pywats.cli.queue`, :mod:`pywats.cli.config` and
-:mod:`pywats.cli.receiver`. Every command returns an exit code; errors a user can cause
-are printed as one line on stderr (``pywats <command>: <what>: <why>``), never as a
-traceback.
+:mod:`pywats.cli.serve`, :mod:`pywats.cli.queue`, :mod:`pywats.cli.config`,
+:mod:`pywats.cli.receiver`, and the commands that talk to a running service over its
+control socket: :mod:`pywats.cli.status`, :mod:`pywats.cli.events` and
+:mod:`pywats.cli.control` (pause, resume, stop). Every command returns an exit code;
+errors a user can cause are printed as one line on stderr
+(``pywats <command>: <what>: <why>``), never as a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: ``python -m pywats.cli.queue`` imports this package
     # first, and a command module imported by it before runpy runs it as __main__ would
     # make runpy warn about it.
-    from pywats.cli import config, convert, queue, receiver, serve
+    from pywats.cli import config, control, convert, events, queue, receiver, serve, status
 
     parser = argparse.ArgumentParser(
         prog="pywats",
@@ -36,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.register(sub)
     config.register(sub)
     receiver.register(sub)
+    status.register(sub)
+    events.register(sub)
+    control.register(sub)
     return parser
 
 

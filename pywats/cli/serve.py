@@ -1,7 +1,8 @@
 """``pywats serve``: run one instance in the foreground (systemd ``Type=notify``).
 
 Exit codes: 0 after a graceful stop; 1 when it cannot start (bad config: one line per
-error with the key path; the instance already running; the queue cannot be opened);
+error with the key path; the instance already running; the queue cannot be opened;
+another process listening on the control socket);
 130 after a second SIGINT stopped it at once.
 """
 
@@ -14,14 +15,22 @@ import sys
 import trio
 
 from pywats import config as config_mod
-from pywats import logs
+from pywats import logs, paths
 from pywats.errors import ConfigError, PywatsError
 from pywats.instance import InstanceLock
 from pywats.plan import prepare
+from pywats.rpc.server import RpcSettings
 from pywats.sdnotify import Notifier, Watchdog
 from pywats.service import Service
 
 log = logging.getLogger("pywats.service")
+
+
+def _leaves(group: BaseExceptionGroup[PywatsError]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
 
 
 def _fail(message: str) -> int:
@@ -57,11 +66,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         else:
             log.info("instance %r: config %s", instance, config.source)
         notifier = Notifier.from_environ()
-        service = Service(run_plan, notifier=notifier, watchdog=Watchdog.from_environ(notifier))
+        try:
+            rpc = RpcSettings(paths.socket_path(instance), allowed_group=config.rpc.allowed_group)
+        except ConfigError as exc:
+            return _fail(str(exc))
+        service = Service(
+            run_plan, notifier=notifier, watchdog=Watchdog.from_environ(notifier), rpc=rpc
+        )
         try:
             trio.run(service.run)
         except PywatsError as exc:
             log.error("%s", exc)  # noqa: TRY400 - one line, the message says it all
+            return 1
+        except ExceptionGroup as group:
+            # A start-up error from inside the service's nurseries (the control socket
+            # taken by another process) arrives wrapped: still one line and exit 1.
+            matched, rest = group.split(PywatsError)
+            if matched is None or rest is not None:
+                raise
+            for leaf in _leaves(matched):
+                log.error("%s", leaf)  # noqa: TRY400 - one line, the message says it all
             return 1
         return 130 if service.forced else 0
     finally:

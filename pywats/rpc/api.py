@@ -1,0 +1,502 @@
+"""The pywats control methods: :data:`REGISTRY`, every one of them through the ServiceView.
+
+Each handler takes a :class:`Context` (the view, the caller's :class:`Session` for the
+event subscription, and the queue database's path for the read-only queue methods) and
+the parameters its registration declares. What a method answers is built here from the
+view's frozen snapshots with :mod:`pywats.rpc.wire`.
+
+The queue reads (``queue.list``, ``queue.get``) are not control verbs and the view does
+not offer them: they open the database read-only (:class:`~pywats.store.QueueReader`,
+WAL lets a reader and the service's writer go on together) in a worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from pywats.events import (
+    ComponentStatus,
+    FileProcessed,
+    FileRejected,
+    Gap,
+    ReportDeleted,
+    ReportFailed,
+    ReportQueued,
+    ReportRequeued,
+    ReportRetrying,
+    ReportUploaded,
+    Stats,
+)
+from pywats.rpc import wire
+from pywats.rpc.errors import ErrorCode, RpcError
+from pywats.rpc.methods import NotificationSpec, Param, ParamType, Registry
+from pywats.store import QueueReader, QueueState
+from pywats.view import NoConfigError, ServiceState, ServiceView
+
+__all__ = [
+    "OLDEST_PROTOCOL",
+    "PROTOCOL",
+    "REGISTRY",
+    "Context",
+    "Session",
+]
+
+PROTOCOL = 1
+"""The protocol version this service speaks (``service.status`` ``protocol.version``)."""
+OLDEST_PROTOCOL = 1
+"""The oldest client protocol version it still serves."""
+
+LIST_LIMIT_MAX = 1000
+
+
+class Session(Protocol):
+    """The caller's connection, as far as the methods need it (its event subscription)."""
+
+    def subscribe(self, since: int | None) -> dict[str, Any]:
+        """Start (or keep) pushing events to this connection; returns ``{stream, seq}``."""
+
+    def unsubscribe(self) -> bool:
+        """Stop pushing events; ``True`` if a subscription was open."""
+
+
+@attrs.frozen
+class Context:
+    """What a handler may use: the view (the one way in), the caller, the queue's path."""
+
+    view: ServiceView
+    session: Session
+    db_path: Path | None = None
+
+
+REGISTRY: Registry[Context] = Registry()
+"""Every method and notification of the control protocol."""
+
+_STARTING = ErrorCode.SERVICE_STARTING
+_STOPPING = ErrorCode.SERVICE_STOPPING
+
+
+def _not_stopping(view: ServiceView) -> None:
+    # A stopping service finishes what it has; steering it then would only race the stop.
+    if view.state is ServiceState.STOPPING:
+        raise RpcError(_STOPPING, "the service is stopping")
+
+
+# --- service ----------------------------------------------------------------------------
+
+
+@REGISTRY.method(
+    "service.status",
+    doc="A snapshot of the whole service: state, server, queue counts, folders, clock.",
+    result=(
+        "{instance, version, protocol {version, oldest}, state (starting|running|paused|"
+        "stopping), uptime_s, pid, stream, server {url, state (online|offline|paused|none),"
+        " version, latency_ms, reason, uploaded, failed, retried, in_flight, last_error},"
+        " queue {pending, uploading, done, failed, oldest_pending_age_s, total_bytes} or null"
+        " while starting, folders [{name, path, converter, enabled, processed, rejected,"
+        " last_error}], clock (epoch s)}"
+    ),
+)
+async def _status(ctx: Context) -> dict[str, Any]:
+    snapshot = await ctx.view.status()
+    out: dict[str, Any] = wire.unstructure(snapshot)
+    out["protocol"] = {"version": PROTOCOL, "oldest": OLDEST_PROTOCOL}
+    out["stream"] = ctx.view.hub.stream_id
+    return out
+
+
+@REGISTRY.method(
+    "service.pause",
+    doc="Pause uploads (those in flight finish); conversion and queueing go on.",
+    result="{state}",
+    errors=(_STARTING, _STOPPING),
+)
+async def _pause(ctx: Context) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    ctx.view.pause_uploads()
+    return {"state": ctx.view.state.value}
+
+
+@REGISTRY.method(
+    "service.resume",
+    doc="End any upload pause (operator, refused token, wrong URL) and check the server now.",
+    result="{state}",
+    errors=(_STARTING, _STOPPING),
+)
+async def _resume(ctx: Context) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    ctx.view.resume_uploads()
+    return {"state": ctx.view.state.value}
+
+
+@REGISTRY.method(
+    "service.stop",
+    doc="Stop gracefully, as SIGTERM. The answer comes before the stop; the socket then closes.",
+    result="{stopping: true}",
+)
+async def _stop(ctx: Context) -> dict[str, Any]:
+    ctx.view.stop()
+    return {"stopping": True}
+
+
+# --- queue ------------------------------------------------------------------------------
+
+
+@REGISTRY.method(
+    "queue.stats",
+    doc="Report counts by state and the age of the oldest report still to upload.",
+    result="{pending, uploading, done, failed, oldest_pending_age_s, total_bytes}",
+    errors=(_STARTING,),
+)
+async def _queue_stats(ctx: Context) -> dict[str, Any]:
+    snapshot = await ctx.view.status()
+    if snapshot.queue is None:
+        raise RpcError(_STARTING, "the service is starting: the queue is not open yet")
+    result: dict[str, Any] = wire.unstructure(snapshot.queue)
+    return result
+
+
+def _reader_path(ctx: Context) -> Path:
+    if ctx.db_path is None:
+        raise RpcError(ErrorCode.NOT_IMPLEMENTED, "this service has no queue database to read")
+    return ctx.db_path
+
+
+def _report_row(report: Any, *, body: bool) -> dict[str, Any]:
+    row: dict[str, Any] = wire.unstructure(report)
+    if not body:
+        row.pop("body", None)
+    return row
+
+
+@REGISTRY.method(
+    "queue.list",
+    doc="One page of reports, newest first, without bodies; pass next_cursor for the next.",
+    params=(
+        Param("state", ParamType.STRING, "only reports in this state", default=None),
+        Param("search", ParamType.STRING, "serial number contains this text", default=None),
+        Param(
+            "limit",
+            ParamType.INTEGER,
+            "reports per page",
+            default=100,
+            minimum=1,
+            maximum=LIST_LIMIT_MAX,
+        ),
+        Param("cursor", ParamType.STRING, "next_cursor of the page before", default=None),
+    ),
+    result=(
+        "{reports [{id, state, attempts, next_attempt_at, last_error, last_status, created_at,"
+        " updated_at, converter, source, pn, sn, result, start, size}], next_cursor or null}"
+    ),
+    errors=(ErrorCode.QUEUE_ERROR,),
+)
+async def _queue_list(
+    ctx: Context, state: str | None, search: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    path = _reader_path(ctx)
+    try:
+        wanted = QueueState(state) if state is not None else None
+    except ValueError:
+        states = ", ".join(s.value for s in QueueState)
+        raise RpcError(
+            ErrorCode.INVALID_PARAMS,
+            f"invalid params: 'state' must be one of {states}, got {state!r}",
+            {"param": "state"},
+        ) from None
+    offset = 0
+    if cursor is not None:
+        # The cursor is opaque to clients; today it is the offset of the next page.
+        if not cursor.isdigit():
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS,
+                f"invalid params: 'cursor' is not a cursor this service gave: {cursor!r}",
+                {"param": "cursor"},
+            )
+        offset = int(cursor)
+
+    def read() -> list[Any]:
+        with QueueReader.open(path) as reader:
+            # One more than asked says whether there is a next page.
+            return reader.list_reports(state=wanted, sn=search, limit=limit + 1, offset=offset)
+
+    rows = await trio.to_thread.run_sync(read)
+    more = len(rows) > limit
+    return {
+        "reports": [_report_row(row, body=False) for row in rows[:limit]],
+        "next_cursor": str(offset + limit) if more else None,
+    }
+
+
+@REGISTRY.method(
+    "queue.get",
+    doc="One report with its JSON, attempts, next attempt, last HTTP status and error.",
+    params=(Param("id", ParamType.STRING, "the report's id", required=True),),
+    result="a report as in queue.list, plus body (the report JSON as text)",
+    errors=(ErrorCode.REPORT_NOT_FOUND, ErrorCode.QUEUE_ERROR),
+)
+async def _queue_get(ctx: Context, id: str) -> dict[str, Any]:
+    path = _reader_path(ctx)
+
+    def read() -> Any:
+        with QueueReader.open(path) as reader:
+            return reader.get(id)
+
+    return _report_row(await trio.to_thread.run_sync(read), body=True)
+
+
+@REGISTRY.method(
+    "queue.retry",
+    doc=(
+        "Make reports due now: those of ids (failed or waiting), or every failed one with"
+        " failed: true. Give exactly one of the two."
+    ),
+    params=(
+        Param("ids", ParamType.STRINGS, "report ids", default=None),
+        Param("failed", ParamType.BOOLEAN, "every failed report", default=False),
+    ),
+    result=(
+        "{count, requeued: [ids] (empty with failed: true), missing: [ids not in the queue]};"
+        " a report uploading or done is an error (nothing after it is done)"
+    ),
+    errors=(_STARTING, _STOPPING, ErrorCode.QUEUE_ERROR),
+)
+async def _queue_retry(ctx: Context, ids: list[str] | None, failed: bool) -> dict[str, Any]:
+    if (ids is None) == (not failed):
+        raise RpcError(
+            ErrorCode.INVALID_PARAMS,
+            "invalid params: give either 'ids' or 'failed': true",
+            {"param": "ids"},
+        )
+    _not_stopping(ctx.view)
+    if ids is None:
+        return {"count": await ctx.view.requeue_failed(), "requeued": [], "missing": []}
+    missing = await ctx.view.requeue(ids)
+    requeued = [i for i in ids if i not in missing]
+    return {"count": len(requeued), "requeued": requeued, "missing": missing}
+
+
+@REGISTRY.method(
+    "queue.delete",
+    doc="Delete reports in any state (they will not be uploaded).",
+    params=(Param("ids", ParamType.STRINGS, "report ids", required=True),),
+    result="{deleted: [ids], missing: [ids not in the queue]}",
+    errors=(_STARTING, _STOPPING, ErrorCode.QUEUE_ERROR),
+)
+async def _queue_delete(ctx: Context, ids: list[str]) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    missing = await ctx.view.delete(ids)
+    return {"deleted": [i for i in ids if i not in missing], "missing": missing}
+
+
+@REGISTRY.method(
+    "queue.clean",
+    doc="Delete done reports older than a number of days. Not offered yet (no such verb).",
+    params=(Param("older_than_days", ParamType.NUMBER, "age of the done reports", required=True),),
+    result="(not implemented)",
+    errors=(ErrorCode.NOT_IMPLEMENTED,),
+)
+async def _queue_clean(ctx: Context, older_than_days: float) -> dict[str, Any]:
+    raise RpcError(
+        ErrorCode.NOT_IMPLEMENTED,
+        "queue.clean is not offered by this service yet; done reports are removed after"
+        " [queue] retention",
+    )
+
+
+# --- converters -------------------------------------------------------------------------
+
+
+@REGISTRY.method(
+    "converters.list",
+    doc="Every watch folder entry with its converter, state and counts.",
+    result="[{name, path, converter, enabled, processed, rejected, last_error}]",
+)
+async def _converters_list(ctx: Context) -> list[dict[str, Any]]:
+    folders: list[dict[str, Any]] = wire.unstructure(list((await ctx.view.status()).folders))
+    return folders
+
+
+def _folder(ctx: Context, name: str, enable: bool) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    try:
+        if enable:
+            ctx.view.enable_folder(name)
+        else:
+            ctx.view.disable_folder(name)
+    except KeyError:
+        raise RpcError(
+            ErrorCode.UNKNOWN_FOLDER, f"no watch folder named {name!r}", {"name": name}
+        ) from None
+    return {"name": name, "enabled": enable}
+
+
+_NAME = Param("name", ParamType.STRING, "the watch folder entry's name", required=True)
+_FOLDER_ERRORS = (_STARTING, _STOPPING, ErrorCode.UNKNOWN_FOLDER)
+
+
+@REGISTRY.method(
+    "converters.enable",
+    doc="Take files from a watch folder again, at run time.",
+    params=(_NAME,),
+    result="{name, enabled: true}",
+    errors=_FOLDER_ERRORS,
+)
+async def _enable(ctx: Context, name: str) -> dict[str, Any]:
+    return _folder(ctx, name, True)
+
+
+@REGISTRY.method(
+    "converters.disable",
+    doc="Stop taking files from a watch folder (they stay where they are); the others go on.",
+    params=(_NAME,),
+    result="{name, enabled: false}",
+    errors=_FOLDER_ERRORS,
+)
+async def _disable(ctx: Context, name: str) -> dict[str, Any]:
+    return _folder(ctx, name, False)
+
+
+# --- server -----------------------------------------------------------------------------
+
+
+@REGISTRY.method(
+    "server.test",
+    doc="Probe the server now and answer what it said (or the state after 15 s).",
+    params=(
+        Param(
+            "send_report",
+            ParamType.BOOLEAN,
+            "also submit a test report (not offered yet)",
+            default=False,
+        ),
+    ),
+    result="the server object of service.status",
+    errors=(_STARTING, _STOPPING, ErrorCode.NOT_IMPLEMENTED),
+)
+async def _server_test(ctx: Context, send_report: bool) -> dict[str, Any]:
+    if send_report:
+        raise RpcError(
+            ErrorCode.NOT_IMPLEMENTED,
+            "server.test with send_report is not offered yet: only the probe is",
+            {"param": "send_report"},
+        )
+    _not_stopping(ctx.view)
+    result: dict[str, Any] = wire.unstructure(await ctx.view.test_server())
+    return result
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def _no_config(exc: NoConfigError) -> RpcError:
+    return RpcError(ErrorCode.NO_CONFIG, str(exc))
+
+
+@REGISTRY.method(
+    "config.get",
+    doc=(
+        "The configuration as the service runs it, defaults filled in; the token replaced by"
+        " where it comes from (never its value)."
+    ),
+    result=(
+        "{instance, file, server_url_option, station, server {..., token {source, path} or"
+        " null}, upload, convert, queue, rpc, log, converters [...]}"
+    ),
+    errors=(ErrorCode.NO_CONFIG,),
+)
+async def _config_get(ctx: Context) -> dict[str, Any]:
+    try:
+        return ctx.view.effective_config()
+    except NoConfigError as exc:
+        raise _no_config(exc) from None
+
+
+@REGISTRY.method(
+    "config.reload",
+    doc=(
+        "Read the config file again and apply what can change without a restart (as"
+        " SIGHUP). A file that fails the check changes nothing: the answer has ok: false"
+        " and the errors."
+    ),
+    result=(
+        "{ok, file, applied [keys], needs_restart [keys], errors [{key, reason, file, text}],"
+        " lines [one per change or error, as logged], summary}"
+    ),
+    errors=(_STARTING, _STOPPING, ErrorCode.NO_CONFIG),
+)
+async def _config_reload(ctx: Context) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    try:
+        result = await ctx.view.reload_config()
+    except NoConfigError as exc:
+        raise _no_config(exc) from None
+    out: dict[str, Any] = wire.unstructure(result)
+    out.update(ok=result.ok, lines=result.lines(), summary=result.summary())
+    return out
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@REGISTRY.method(
+    "events.subscribe",
+    doc=(
+        "Push every event to this connection as a notification from now on. The service"
+        " keeps no history: with since older than its latest seq, events.gap comes first."
+    ),
+    params=(
+        Param("since", ParamType.INTEGER, "the last seq this client saw", default=None, minimum=0),
+    ),
+    result="{stream, seq (the latest published)}",
+)
+async def _subscribe(ctx: Context, since: int | None) -> dict[str, Any]:
+    return ctx.session.subscribe(since)
+
+
+@REGISTRY.method(
+    "events.unsubscribe",
+    doc="Stop pushing events to this connection.",
+    result="{subscribed: false, was_subscribed}",
+)
+async def _unsubscribe(ctx: Context) -> dict[str, Any]:
+    return {"subscribed": False, "was_subscribed": ctx.session.unsubscribe()}
+
+
+@REGISTRY.method(
+    "rpc.discover",
+    doc="Every method (params, result, errors) and every notification of this protocol.",
+    result="{protocol, methods [...], notifications [...]}",
+)
+async def _discover(ctx: Context) -> dict[str, Any]:
+    return {"protocol": {"version": PROTOCOL, "oldest": OLDEST_PROTOCOL}, **REGISTRY.discover()}
+
+
+for _kind in (
+    ReportQueued,
+    ReportUploaded,
+    ReportRetrying,
+    ReportFailed,
+    ReportDeleted,
+    ReportRequeued,
+    FileProcessed,
+    FileRejected,
+    ComponentStatus,
+    Stats,
+):
+    REGISTRY.notification(
+        NotificationSpec(
+            _kind.kind, (_kind.__doc__ or "").strip().splitlines()[0], wire.event_fields(_kind)
+        )
+    )
+REGISTRY.notification(
+    NotificationSpec(
+        wire.GAP,
+        "This connection fell behind and lost `dropped` events (the service went on).",
+        wire.event_fields(Gap),
+    )
+)
+del _kind
