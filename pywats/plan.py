@@ -16,6 +16,7 @@ the components' configurations (:class:`Plan`) out.
 
 from __future__ import annotations
 
+import grp
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -245,6 +246,9 @@ def plan(instance: str, config: Config, *, token: str | None) -> Plan:
     problem = _database_problem(db_path)
     if problem is not None:
         errors.append(ConfigError("queue.path", problem, file=where))
+    problem = _group_problem(config.rpc.allowed_group)
+    if problem is not None:
+        errors.append(ConfigError("rpc.allowed_group", problem, file=where))
     if errors:
         raise ConfigCheckError(errors)
     return Plan(
@@ -326,3 +330,15 @@ def _database_problem(db_path: Path) -> str | None:
         return f"{db_path} is a folder, not a database file"
     problem = _folder_problem(db_path.parent)
     return None if problem is None else f"the database's folder: {problem}"
+
+
+def _group_problem(group: str | None) -> str | None:
+    """Why ``[rpc] allowed_group`` cannot be used, or ``None`` (unset, a gid, or a group
+    this machine knows). The same rule as the control socket's, checked before it opens."""
+    if group is None or group.isdigit():
+        return None
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        return f"no group named {group!r} on this machine"
+    return None

@@ -18,7 +18,9 @@ import datetime as dt
 import enum
 import logging
 import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,20 @@ from pywats import __version__, logs
 from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
 from pywats.errors import ConfigError, NotFoundError, PywatsError
-from pywats.events import ComponentStatus, EventHub, Recorder, ReportDeleted, ReportRequeued
+from pywats.events import (
+    ComponentStatus,
+    EventHub,
+    Recorder,
+    ReportDeleted,
+    ReportFailed,
+    ReportRequeued,
+    ReportRetrying,
+    ReportUploaded,
+)
 from pywats.pipeline import FolderConfig, Pipeline
 from pywats.plan import Plan, prepare
-from pywats.store import QueueStats, Store
+from pywats.report import wsjf
+from pywats.store import NewReport, QueueStats, Store
 from pywats.upload import Uploader, UploaderState, UploaderStatus
 
 __all__ = [
@@ -43,17 +55,27 @@ __all__ = [
     "FolderView",
     "NoConfigError",
     "ReloadResult",
+    "SentTestReport",
     "ServerView",
     "ServiceSnapshot",
     "ServiceStartingError",
     "ServiceState",
     "ServiceView",
+    "make_test_report",
 ]
 
 log = logging.getLogger("pywats.service")
 
 TEST_TIMEOUT_S = 15.0
 """Longest :meth:`ServiceView.test_server` waits for the probe's answer."""
+
+TEST_REPORT_TIMEOUT_S = 30.0
+"""Longest :meth:`ServiceView.send_test_report` waits for the server's answer."""
+
+TEST_REPORT_PN = "PYWATS-TEST"
+"""The part number of the report ``server.test`` with ``send_report`` submits."""
+
+DAY_S = 86400.0
 
 
 BUILT_IN_DEFAULTS = "built-in defaults"
@@ -205,6 +227,77 @@ def _server(status: UploaderStatus) -> ServerView:
         in_flight=status.in_flight,
         last_error=status.last_error,
     )
+
+
+@attrs.frozen
+class SentTestReport:
+    """What became of the test report :meth:`ServiceView.send_test_report` queued."""
+
+    report_id: str
+    pn: str
+    sn: str
+    outcome: str
+    """``uploaded`` (the server accepted it), ``failed`` (rejected for good), ``retrying``
+    (a transient failure: it stays queued and is tried again), or ``pending`` (no answer
+    within the wait: it stays queued)."""
+    status: int | None
+    """The HTTP status the server answered (``None``: none came)."""
+    message: str
+    """What the server said (its error), or a sentence about the outcome."""
+
+
+def make_test_report(
+    *, station: str | None = None, clock: Callable[[], float] = time.time
+) -> tuple[dict[str, Any], bytes]:
+    """A small, clearly labelled, valid UUT report and its WSJF bytes.
+
+    Part number :data:`TEST_REPORT_PN`, serial ``pywats-test-<host>-<time>``, operator
+    ``pywats``, one passed step. It passes :func:`pywats.report.wsjf.loads_obj` (shape and
+    rules), so what the server answers is about the server, not about the report.
+    """
+    host = station or socket.gethostname() or "station"
+    now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+    local = now.astimezone()
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    machine = host[:100]
+    doc: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "type": "T",
+        "pn": TEST_REPORT_PN,
+        "sn": f"pywats-test-{host}-{stamp}"[:100],
+        "rev": "1",
+        "processCode": 10,
+        "result": "P",
+        "machineName": machine,
+        "location": "pywats",
+        "purpose": "pywats server test",
+        "start": local.isoformat(timespec="milliseconds"),
+        "startUTC": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "uut": {"user": "pywats", "execTime": 0.0},
+        "miscInfos": [{"description": "pywats", "text": f"server test, pywats {__version__}"}],
+        "subUnits": [],
+        "root": {
+            "id": 1,
+            "group": "M",
+            "stepType": "SequenceCall",
+            "name": "pywats server test",
+            "status": "P",
+            "totTime": 0.0,
+            "seqCall": {"path": "pywats", "name": "pywats server test", "version": __version__},
+            "steps": [
+                {
+                    "id": 2,
+                    "group": "M",
+                    "stepType": "ET_PFT",
+                    "name": "pywats test step",
+                    "status": "P",
+                    "booleanMeas": [{"status": "P"}],
+                }
+            ],
+        },
+    }
+    body = wsjf.dumps(wsjf.loads_obj(doc))
+    return doc, body
 
 
 class ServiceView:
@@ -392,6 +485,85 @@ class ServiceView:
             else:
                 self._record(ReportDeleted(report_id=report_id))
         return missing
+
+    async def clean_done(self, older_than_days: float) -> int:
+        """Delete ``done`` reports finished more than ``older_than_days`` ago; returns how many.
+
+        Raises:
+            ValueError: ``older_than_days`` is negative.
+        """
+        if older_than_days < 0:
+            raise ValueError(f"older_than_days must be >= 0, got {older_than_days}")
+        count = await self._parts()[0].purge_done(older_than_s=older_than_days * DAY_S)
+        log.info(
+            "queue clean: %d done report(s) older than %g day(s) deleted", count, older_than_days
+        )
+        return count
+
+    async def send_test_report(self, timeout_s: float = TEST_REPORT_TIMEOUT_S) -> SentTestReport:
+        """Queue a test report (:func:`test_report`) like any other, and wait for its fate.
+
+        It goes through the store and the uploader, so it tests what real reports go
+        through. Waits at most ``timeout_s`` for its ``report.uploaded``,
+        ``report.failed`` or first ``report.retrying``; otherwise the outcome is
+        ``pending`` (it stays queued and is uploaded when the server answers).
+        """
+        store = self._parts()[0]
+        station = None
+        if self._plan is not None and self._plan.config is not None:
+            station = self._plan.config.station.name
+        doc, body = make_test_report(station=station, clock=self._clock)
+        report = NewReport(
+            id=doc["id"],
+            body=body,
+            pn=doc["pn"],
+            sn=doc["sn"],
+            result=doc["result"],
+            start=doc["start"],
+            converter="pywats-test",
+        )
+        report_id = report.id
+        with self.hub.subscribe() as events:
+            # Subscribed before the enqueue, so the answer cannot slip past.
+            await store.enqueue([report])
+            log.info("server test: test report %s (sn %s) queued", report_id, report.sn)
+            with trio.move_on_after(timeout_s):
+                async for event in events:
+                    if isinstance(event, ReportUploaded) and event.report_id == report_id:
+                        return SentTestReport(
+                            report_id,
+                            report.pn,
+                            report.sn,
+                            "uploaded",
+                            event.status,
+                            "the server accepted the test report",
+                        )
+                    if isinstance(event, ReportFailed) and event.report_id == report_id:
+                        return SentTestReport(
+                            report_id,
+                            report.pn,
+                            report.sn,
+                            "failed",
+                            event.status,
+                            event.message,
+                        )
+                    if isinstance(event, ReportRetrying) and event.report_id == report_id:
+                        return SentTestReport(
+                            report_id,
+                            report.pn,
+                            report.sn,
+                            "retrying",
+                            event.status,
+                            event.message,
+                        )
+        return SentTestReport(
+            report_id,
+            report.pn,
+            report.sn,
+            "pending",
+            None,
+            f"no answer within {timeout_s:g} s; the report stays queued",
+        )
 
     def enable_folder(self, name: str) -> None:
         """Take files from watch folder ``name`` again (raises KeyError if unknown)."""

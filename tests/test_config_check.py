@@ -95,6 +95,11 @@ CASES = {
         "converters[1]",
         "converted again",
     ),
+    "unknown allowed group": Case(
+        '[rpc]\nallowed_group = "no-such-pywats-group"\n',
+        "rpc.allowed_group",
+        "no group named 'no-such-pywats-group'",
+    ),
     "watch is a file": Case(
         WSJF, "converters[0].watch", "{tmp}/in exists and is not a folder", files={"in": "x"}
     ),
@@ -146,6 +151,7 @@ PROCESS_CASES = [
     "watch is a file",
     "token_file of two lines",
     "queue folder is a file",
+    "unknown allowed group",
 ]
 
 

@@ -4,7 +4,8 @@ One module per command registers its subparser and handler: :mod:`pywats.cli.con
 :mod:`pywats.cli.serve`, :mod:`pywats.cli.queue`, :mod:`pywats.cli.config`,
 :mod:`pywats.cli.receiver`, and the commands that talk to a running service over its
 control socket: :mod:`pywats.cli.status`, :mod:`pywats.cli.events` and
-:mod:`pywats.cli.control` (pause, resume, stop). Every command returns an exit code;
+:mod:`pywats.cli.control` (pause, resume, stop), :mod:`pywats.cli.manage` (converters,
+server test, config reload, info, instances). Every command returns an exit code;
 errors a user can cause are printed as one line on stderr
 (``pywats <command>: <what>: <why>``), never as a traceback.
 """
@@ -25,7 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: ``python -m pywats.cli.queue`` imports this package
     # first, and a command module imported by it before runpy runs it as __main__ would
     # make runpy warn about it.
-    from pywats.cli import config, control, convert, events, queue, receiver, serve, status
+    from pywats.cli import (
+        config,
+        control,
+        convert,
+        events,
+        manage,
+        queue,
+        receiver,
+        serve,
+        status,
+    )
 
     parser = argparse.ArgumentParser(
         prog="pywats",
@@ -41,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(sub)
     events.register(sub)
     control.register(sub)
+    manage.register(sub)
     return parser
 
 

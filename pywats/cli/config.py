@@ -1,4 +1,5 @@
-"""``pywats config check|init``: check an instance's configuration, or write a sample.
+"""``pywats config check|init|reload``: check an instance's configuration, write a sample,
+or make a running instance read its file again (``reload``, through the control socket).
 
 ``check`` runs :func:`pywats.plan.prepare`, the same check ``pywats serve`` runs before it
 opens anything, so a config it calls ok is one ``serve`` starts with.
@@ -150,7 +151,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``config`` command with its ``check`` and ``init`` subcommands."""
+    """Add the ``config`` command with its ``check``, ``init`` and ``reload`` subcommands."""
     parser = subparsers.add_parser("config", help="check or create an instance's config file")
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = sub.add_parser(
@@ -174,3 +175,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=_cmd_init)
+    reload = sub.add_parser(
+        "reload",
+        help="make a running instance read its config file again (as SIGHUP); exit 1 if refused",
+    )
+    reload.add_argument("--instance", default="default", help="instance name (default: default)")
+    reload.add_argument("--json", action="store_true", help="print the answer as JSON")
+    reload.set_defaults(func=_cmd_reload)
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    # Imported here: the reload talks to the socket, check and init do not need trio.
+    from pywats.cli.manage import cmd_config_reload
+
+    return cmd_config_reload(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import trio
 
@@ -46,8 +47,19 @@ def _say(command: str, message: str) -> None:
     print(f"pywats {command}: {message}", file=sys.stderr)
 
 
-def run_client(command: str, instance: str, body: Callable[[RpcClient], Awaitable[int]]) -> int:
-    """Connect to ``instance``'s control socket, run ``body`` and map failures to exit codes."""
+def run_client(
+    command: str,
+    instance: str,
+    body: Callable[[RpcClient], Awaitable[int]],
+    *,
+    not_running: Callable[[Path], int] | None = None,
+) -> int:
+    """Connect to ``instance``'s control socket, run ``body`` and map failures to exit codes.
+
+    ``not_running``, when given, is what to do instead when nothing listens on the socket
+    (called with its path, returns the exit code): the queue commands work on the
+    database directly then.
+    """
     try:
         path = paths.find_socket(instance)
     except ConfigError as exc:
@@ -61,6 +73,8 @@ def run_client(command: str, instance: str, body: Callable[[RpcClient], Awaitabl
     try:
         return trio.run(main)
     except ServiceNotRunningError as exc:
+        if not_running is not None:
+            return not_running(path)
         _say(command, f"{exc} (instance {instance!r})")
         return EXIT_NOT_RUNNING
     except PermissionRefusedError as exc:

@@ -1,15 +1,25 @@
-"""``pywats queue stats|list|show``: look into an instance's queue database.
+"""``pywats queue stats|list|show|retry|delete|clean``: look into and fix an instance's queue.
 
-These commands read the database file directly, opened read-only: they work whether or
-not the service runs (WAL lets a reader and the service's writer proceed together), and
-they never migrate, recover or change anything. Changing the queue (retry, delete) is the
-service's job and goes through its control socket.
+While the instance's service runs, every subcommand goes through its control socket
+(``queue.stats``, ``queue.list``, ``queue.get``, ``queue.retry``, ``queue.delete``,
+``queue.clean``). When nothing listens there:
 
-``--instance`` finds the database as :func:`pywats.paths.find_db` does: the user's own
-instance first, then the system service's under ``/var/lib/pywats``.
+- ``stats``, ``list`` and ``show`` read the database file directly, opened read-only
+  (WAL lets a reader and a writer proceed together); they never migrate, recover or
+  change anything;
+- ``retry``, ``delete`` and ``clean`` take the instance lock (so the service cannot start
+  meanwhile) and change the database with :class:`pywats.store.Store`, so an operator can
+  fix a queue while the service is stopped. If the lock is held but the socket does not
+  answer, they say so and change nothing.
 
-Exit codes: 0 success, 1 the database or report is missing or unreadable, 2 bad usage
-(including an invalid instance name).
+``--db PATH`` names the database file and skips the socket (the lock is then the
+``lock`` file next to it). ``--instance`` finds the database as
+:func:`pywats.paths.find_db` does: the user's own instance first, then the system
+service's under ``/var/lib/pywats``.
+
+Exit codes: 0 success, 1 the database or a report is missing or unreadable, or the
+service refused, 2 bad usage (including an invalid instance name), 4 permission refused
+on the socket.
 """
 
 from __future__ import annotations
@@ -19,25 +29,32 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import attrs
+import trio
 
-from pywats.errors import ConfigError, StoreError
-from pywats.paths import find_db
-from pywats.store import QueuedReport, QueueReader, QueueState, QueueStats
+from pywats.cli.control import EXIT_FAILED, EXIT_OK, run_client
+from pywats.errors import ConfigError, InstanceLockedError, NotFoundError, StoreError
+from pywats.instance import InstanceLock
+from pywats.paths import LOCK_NAME, find_db
+from pywats.rpc import wire
+from pywats.rpc.client import RpcClient
+from pywats.store import QueuedReport, QueueReader, QueueState, QueueStats, Store
 
 PROG = "pywats queue"
 
 _LIST_COLUMNS = ("ID", "STATE", "TRIES", "CREATED", "PN", "SN", "RESULT", "LAST ERROR")
 _ERROR_WIDTH = 40
+_PAGE_MAX = 1000  # queue.list's largest page
+DAY_S = 86400.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``queue`` command and its ``stats``, ``list`` and ``show`` subcommands.
+    """Add the ``queue`` command and its subcommands.
 
     Each subcommand sets ``func``: a ``handler(args) -> int`` returning the exit code.
     """
@@ -64,7 +81,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument(
         "--state", choices=[s.value for s in QueueState], help="only reports in this state"
     )
-    listing.add_argument("--sn", help="only serial numbers containing this (case-insensitive)")
+    listing.add_argument(
+        "--search",
+        "--sn",
+        dest="sn",
+        metavar="SN",
+        help="only serial numbers containing this (case-insensitive)",
+    )
     listing.add_argument(
         "--limit", type=_non_negative, default=50, help="page size (default: %(default)s)"
     )
@@ -77,6 +100,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("id", metavar="ID", help="report id (GUID)")
     show.set_defaults(func=_show)
 
+    retry = commands.add_parser(
+        "retry", parents=[common], help="make failed or waiting reports due now"
+    )
+    retry.add_argument("ids", nargs="*", metavar="ID", help="report ids")
+    retry.add_argument("--failed", action="store_true", help="every failed report")
+    retry.set_defaults(func=_retry, parser=retry)
+
+    delete = commands.add_parser(
+        "delete", parents=[common], help="delete reports (they will not be uploaded)"
+    )
+    delete.add_argument("ids", nargs="+", metavar="ID", help="report ids")
+    delete.set_defaults(func=_delete)
+
+    clean = commands.add_parser(
+        "clean", parents=[common], help="delete uploaded (done) reports older than DAYS"
+    )
+    clean.add_argument(
+        "--older-than",
+        type=_non_negative_float,
+        required=True,
+        metavar="DAYS",
+        help="age in days of the done reports to delete (0: every done report)",
+    )
+    clean.set_defaults(func=_clean)
+
 
 def _non_negative(text: str) -> int:
     try:
@@ -85,6 +133,16 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0: {text}")
     return value
 
 
@@ -116,9 +174,22 @@ def _with_reader(args: argparse.Namespace, action: Callable[[QueueReader], None]
     return 0
 
 
+def _service_or(
+    args: argparse.Namespace,
+    body: Callable[[RpcClient], Awaitable[int]],
+    direct: Callable[[Path | None], int],
+) -> int:
+    """Through the running service if it answers on its socket, else ``direct``.
+
+    ``direct`` gets the socket path tried (``None`` with ``--db``, which skips it).
+    """
+    if args.db is not None:
+        return direct(None)
+    return run_client("queue", args.instance, body, not_running=direct)
+
+
 def _stats(args: argparse.Namespace) -> int:
-    def action(reader: QueueReader) -> None:
-        stats = reader.stats(time.time())
+    def show(stats: QueueStats) -> None:
         data = _stats_dict(stats)
         if args.json:
             _print_json(data)
@@ -127,25 +198,55 @@ def _stats(args: argparse.Namespace) -> int:
         data["oldest_pending_age_s"] = None if age is None else round(age, 1)
         _print_pairs(data, sys.stdout)
 
-    return _with_reader(args, action)
+    async def body(client: RpcClient) -> int:
+        show(wire.converter.structure(await client.call("queue.stats"), QueueStats))
+        return EXIT_OK
+
+    return _service_or(
+        args, body, lambda _: _with_reader(args, lambda reader: show(reader.stats(time.time())))
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
     state = QueueState(args.state) if args.state else None
 
-    def action(reader: QueueReader) -> None:
-        reports = reader.list_reports(state=state, sn=args.sn, limit=args.limit, offset=args.offset)
+    def show(reports: Sequence[QueuedReport]) -> None:
         if args.json:
             _print_json([_report_dict(r) for r in reports])
         else:
             _print_table(reports, sys.stdout)
 
-    return _with_reader(args, action)
+    async def body(client: RpcClient) -> int:
+        reports: list[QueuedReport] = []
+        # The cursor is the offset of the next page (pywats.rpc.api); pages of at most
+        # _PAGE_MAX until --limit reports are in.
+        cursor = str(args.offset) if args.offset else None
+        while len(reports) < args.limit:
+            params: dict[str, Any] = {"limit": min(args.limit - len(reports), _PAGE_MAX)}
+            # Only what is given: the methods refuse null for a string parameter.
+            for key, value in (("state", args.state), ("search", args.sn), ("cursor", cursor)):
+                if value is not None:
+                    params[key] = value
+            page = await client.call("queue.list", **params)
+            reports += [_report_of(row) for row in page["reports"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        show(reports)
+        return EXIT_OK
+
+    def read(reader: QueueReader) -> None:
+        show(reader.list_reports(state=state, sn=args.sn, limit=args.limit, offset=args.offset))
+
+    return _service_or(args, body, lambda _: _with_reader(args, read))
 
 
 def _show(args: argparse.Namespace) -> int:
-    def action(reader: QueueReader) -> None:
-        report = reader.get(args.id)
+    async def body(client: RpcClient) -> int:
+        show(_report_of(await client.call("queue.get", id=args.id)))
+        return EXIT_OK
+
+    def show(report: QueuedReport) -> None:
         body = report.body or b""
         if args.json:
             _print_json({**_report_dict(report), "body": _json_or_text(body)})
@@ -158,7 +259,151 @@ def _show(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(decoded, indent=2, ensure_ascii=False))
 
-    return _with_reader(args, action)
+    return _service_or(args, body, lambda _: _with_reader(args, lambda r: show(r.get(args.id))))
+
+
+def _report_of(row: dict[str, Any]) -> QueuedReport:
+    """A ``queue.list``/``queue.get`` row as the :class:`QueuedReport` it was made from."""
+    fields = dict(row)
+    text = fields.pop("body", None)
+    report: QueuedReport = wire.converter.structure(fields, QueuedReport)
+    if text is not None:
+        report = attrs.evolve(report, body=str(text).encode())
+    return report
+
+
+# --- changing the queue ---------------------------------------------------------------
+
+
+def _missing(ids: Sequence[str]) -> int:
+    for report_id in ids:
+        print(f"{PROG}: no report with id {report_id}", file=sys.stderr)
+    return EXIT_FAILED if ids else EXIT_OK
+
+
+def _with_store(
+    args: argparse.Namespace,
+    socket: Path | None,
+    action: Callable[[Store], Awaitable[dict[str, Any]]],
+    show: Callable[[dict[str, Any]], int],
+) -> int:
+    """Change the database while no service runs: under the instance lock, with a Store."""
+    try:
+        path: Path = args.db if args.db is not None else find_db(args.instance)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    if not path.is_file():
+        return _fail(f"no queue database at {path}")
+    lock = InstanceLock(args.instance, path.parent / LOCK_NAME)
+    try:
+        lock.acquire()
+    except InstanceLockedError as exc:
+        where = f"its control socket {socket} does not answer" if socket else "it holds the lock"
+        return _fail(f"{exc}, but {where}; nothing changed")
+    except (ConfigError, OSError) as exc:
+        return _fail(f"cannot take the instance lock: {exc}")
+
+    async def run() -> dict[str, Any]:
+        async with await Store.open(path) as store:
+            return await action(store)
+
+    try:
+        result = trio.run(run)
+    except StoreError as exc:
+        return _fail(str(exc))
+    finally:
+        lock.release()
+    return show(result)
+
+
+async def _requeue(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    missing: list[str] = []
+    for report_id in ids:
+        try:
+            await store.requeue(report_id)
+        except NotFoundError:
+            missing.append(report_id)
+    return {
+        "count": len(ids) - len(missing),
+        "requeued": [i for i in ids if i not in missing],
+        "missing": missing,
+    }
+
+
+async def _delete_ids(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    missing: list[str] = []
+    for report_id in ids:
+        try:
+            await store.delete(report_id)
+        except NotFoundError:
+            missing.append(report_id)
+    return {"deleted": [i for i in ids if i not in missing], "missing": missing}
+
+
+def _retry(args: argparse.Namespace) -> int:
+    if bool(args.ids) == args.failed:
+        parser: argparse.ArgumentParser = args.parser
+        parser.error("give report ids or --failed (one of the two)")
+    ids: list[str] = list(args.ids)
+
+    def show(result: dict[str, Any]) -> int:
+        if args.json:
+            _print_json(result)
+        elif args.failed:
+            print(f"requeued {result['count']} failed report(s)")
+        else:
+            print(f"requeued {result['count']} report(s)")
+        return _missing(result["missing"])
+
+    async def body(client: RpcClient) -> int:
+        if args.failed:
+            return show(await client.call("queue.retry", failed=True))
+        return show(await client.call("queue.retry", ids=ids))
+
+    async def action(store: Store) -> dict[str, Any]:
+        if args.failed:
+            return {"count": await store.requeue_failed(), "requeued": [], "missing": []}
+        return await _requeue(store, ids)
+
+    return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
+
+
+def _delete(args: argparse.Namespace) -> int:
+    ids: list[str] = list(args.ids)
+
+    def show(result: dict[str, Any]) -> int:
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"deleted {len(result['deleted'])} report(s)")
+        return _missing(result["missing"])
+
+    async def body(client: RpcClient) -> int:
+        return show(await client.call("queue.delete", ids=ids))
+
+    async def action(store: Store) -> dict[str, Any]:
+        return await _delete_ids(store, ids)
+
+    return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
+
+
+def _clean(args: argparse.Namespace) -> int:
+    days: float = args.older_than
+
+    def show(result: dict[str, Any]) -> int:
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"deleted {result['deleted']} done report(s) older than {days:g} day(s)")
+        return EXIT_OK
+
+    async def body(client: RpcClient) -> int:
+        return show(await client.call("queue.clean", older_than_days=days))
+
+    async def action(store: Store) -> dict[str, Any]:
+        return {"deleted": await store.purge_done(older_than_s=days * DAY_S)}
+
+    return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
 
 
 def _stats_dict(stats: QueueStats) -> dict[str, object]:

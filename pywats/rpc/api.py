@@ -294,17 +294,22 @@ async def _queue_delete(ctx: Context, ids: list[str]) -> dict[str, Any]:
 
 @REGISTRY.method(
     "queue.clean",
-    doc="Delete done reports older than a number of days. Not offered yet (no such verb).",
-    params=(Param("older_than_days", ParamType.NUMBER, "age of the done reports", required=True),),
-    result="(not implemented)",
-    errors=(ErrorCode.NOT_IMPLEMENTED,),
+    doc="Delete done reports finished more than a number of days ago (0: every done one).",
+    params=(
+        Param(
+            "older_than_days",
+            ParamType.NUMBER,
+            "age of the done reports",
+            required=True,
+            minimum=0,
+        ),
+    ),
+    result="{deleted (how many)}",
+    errors=(_STARTING, _STOPPING, ErrorCode.QUEUE_ERROR),
 )
 async def _queue_clean(ctx: Context, older_than_days: float) -> dict[str, Any]:
-    raise RpcError(
-        ErrorCode.NOT_IMPLEMENTED,
-        "queue.clean is not offered by this service yet; done reports are removed after"
-        " [queue] retention",
-    )
+    _not_stopping(ctx.view)
+    return {"deleted": await ctx.view.clean_done(older_than_days)}
 
 
 # --- converters -------------------------------------------------------------------------
@@ -365,27 +370,30 @@ async def _disable(ctx: Context, name: str) -> dict[str, Any]:
 
 @REGISTRY.method(
     "server.test",
-    doc="Probe the server now and answer what it said (or the state after 15 s).",
+    doc=(
+        "Probe the server now and answer what it said (or the state after 15 s); with"
+        " send_report, also queue a small test report (pn PYWATS-TEST) like any other and"
+        " answer what became of it (waiting at most 30 s)."
+    ),
     params=(
         Param(
             "send_report",
             ParamType.BOOLEAN,
-            "also submit a test report (not offered yet)",
+            "also submit a test report and wait for the server's answer",
             default=False,
         ),
     ),
-    result="the server object of service.status",
-    errors=(_STARTING, _STOPPING, ErrorCode.NOT_IMPLEMENTED),
+    result=(
+        "the server object of service.status; with send_report also report {report_id, pn,"
+        " sn, outcome (uploaded|failed|retrying|pending), status, message}"
+    ),
+    errors=(_STARTING, _STOPPING, ErrorCode.QUEUE_ERROR),
 )
 async def _server_test(ctx: Context, send_report: bool) -> dict[str, Any]:
-    if send_report:
-        raise RpcError(
-            ErrorCode.NOT_IMPLEMENTED,
-            "server.test with send_report is not offered yet: only the probe is",
-            {"param": "send_report"},
-        )
     _not_stopping(ctx.view)
     result: dict[str, Any] = wire.unstructure(await ctx.view.test_server())
+    if send_report:
+        result["report"] = wire.unstructure(await ctx.view.send_test_report())
     return result
 
 

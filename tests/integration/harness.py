@@ -319,6 +319,11 @@ class Instance:
     def db(self) -> Path:
         return self.state / "queue.db"
 
+    def socket(self) -> Path:
+        """The control socket (``$RUNTIME_DIRECTORY/control.sock``, see
+        :func:`pywats.paths.socket_path`)."""
+        return self.runtime / "control.sock"
+
     def queue_counts(self) -> dict[str, int]:
         from pywats.store import QueueReader
 
