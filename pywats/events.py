@@ -39,6 +39,7 @@ import trio
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "PUBLISHED",
     "ComponentStatus",
     "Event",
     "EventHub",
@@ -310,6 +311,21 @@ class Gap(Event):
 
     def text(self) -> str:
         return f"{self.dropped} event(s) dropped (the reader was too slow)"
+
+
+PUBLISHED: tuple[type[Event], ...] = (
+    ReportQueued,
+    ReportUploaded,
+    ReportRetrying,
+    ReportFailed,
+    ReportDeleted,
+    ReportRequeued,
+    FileProcessed,
+    FileRejected,
+    ComponentStatus,
+    Stats,
+)
+"""Every event type the hub carries (:class:`Gap` is made by a subscription, not published)."""
 
 
 def _ids(ids: tuple[str, ...]) -> str:

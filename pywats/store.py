@@ -1191,6 +1191,31 @@ class Store:
         )
         self._bump()
 
+    async def requeue_many(self, report_ids: Sequence[str]) -> list[str]:
+        """:meth:`requeue` each id in turn; returns the ids not found (the others are due).
+
+        Raises:
+            StoreError: a report is ``uploading`` or ``done`` (the ones before it stay
+                requeued).
+        """
+        missing: list[str] = []
+        for report_id in report_ids:
+            try:
+                await self.requeue(report_id)
+            except NotFoundError:
+                missing.append(report_id)
+        return missing
+
+    async def delete_many(self, report_ids: Sequence[str]) -> list[str]:
+        """:meth:`delete` each id in turn; returns the ids not found."""
+        missing: list[str] = []
+        for report_id in report_ids:
+            try:
+                await self.delete(report_id)
+            except NotFoundError:
+                missing.append(report_id)
+        return missing
+
     async def make_due(self, report_ids: Sequence[str]) -> int:
         """Make waiting ``pending`` reports due now, attempts kept; return how many.
 

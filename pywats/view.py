@@ -32,7 +32,7 @@ import trio
 from pywats import __version__, logs
 from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
-from pywats.errors import ConfigError, NotFoundError, PywatsError
+from pywats.errors import ConfigError, PywatsError
 from pywats.events import (
     ComponentStatus,
     EventHub,
@@ -452,16 +452,8 @@ class ServiceView:
         Raises:
             StoreError: a report is ``uploading`` or ``done`` (nothing after it is done).
         """
-        store = self._parts()[0]
-        missing: list[str] = []
-        done: list[str] = []
-        for report_id in report_ids:
-            try:
-                await store.requeue(report_id)
-            except NotFoundError:
-                missing.append(report_id)
-            else:
-                done.append(report_id)
+        missing = await self._parts()[0].requeue_many(report_ids)
+        done = [report_id for report_id in report_ids if report_id not in missing]
         if done:
             self._record(ReportRequeued(report_ids=tuple(done), reason="requeued by the operator"))
         return missing
@@ -475,14 +467,9 @@ class ServiceView:
 
     async def delete(self, report_ids: Sequence[str]) -> list[str]:
         """Delete reports in any state; returns the ids not found."""
-        store = self._parts()[0]
-        missing: list[str] = []
+        missing = await self._parts()[0].delete_many(report_ids)
         for report_id in report_ids:
-            try:
-                await store.delete(report_id)
-            except NotFoundError:
-                missing.append(report_id)
-            else:
+            if report_id not in missing:
                 self._record(ReportDeleted(report_id=report_id))
         return missing
 

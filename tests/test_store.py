@@ -576,6 +576,21 @@ async def test_make_due_brings_waiting_reports_forward_and_keeps_attempts(
     assert await store.make_due([]) == 0
 
 
+async def test_requeue_and_delete_many_name_the_ids_not_found(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.enqueue_batch([([report(n)], None) for n in range(3)])
+    first, second, third = await store.claim(3)
+    await store.mark_failed(first.id, error="400", status=400)
+    await store.mark_failed(second.id, error="400", status=400)
+    assert await store.requeue_many([first.id, "gone", second.id]) == ["gone"]
+    assert (await store.get(first.id)).state is QueueState.PENDING
+    assert (await store.get(second.id)).state is QueueState.PENDING
+    assert await store.delete_many([third.id, "gone"]) == ["gone"]
+    with pytest.raises(NotFoundError):
+        await store.get(third.id)
+
+
 async def test_requeue_all_failed(store: Store, clock: FakeClock) -> None:
     await store.enqueue_batch([([report(n)], None) for n in range(5)])
     claims = await store.claim(5)

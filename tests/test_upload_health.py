@@ -77,13 +77,16 @@ def test_one_trial_goes_first_and_its_success_releases_everything() -> None:
 
 def test_a_failed_trial_begins_the_next_round_with_a_longer_hold() -> None:
     health = online()
+    late = health.started()  # in flight before any hold, answers last
     health.answered(10.0, health.started(), "a", 1, BUSY)  # round 1: 1 s
     assert health.hold_until == 11.0
     trial = health.started(trial=True)
     health.answered(11.0, trial, "b", 1, BUSY)  # round 2: min(2 s, cap 1.5 s)
     assert health.hold_until == 11.0 + MIN_OUTAGE_CAP_S
-    # A late answer from before the hold changes nothing.
+    # A late answer from before the hold changes nothing: not a round of its own.
+    assert health.answered(11.2, late, "c", 1, BUSY) == RetryIn(1.0)
     assert health.hold_until == 12.5
+    assert health.dispatch(12.5, 5) == UploadNow(1, trial=True)
 
 
 def test_the_hold_cap_grows_with_the_outage_up_to_probe_max() -> None:

@@ -16,38 +16,15 @@ import trio
 
 from pywats.cli.control import EXIT_OK, add_instance, run_client
 from pywats.events import (
-    ComponentStatus,
+    PUBLISHED,
     Event,
-    FileProcessed,
-    FileRejected,
-    ReportDeleted,
-    ReportFailed,
-    ReportQueued,
-    ReportRequeued,
-    ReportRetrying,
-    ReportUploaded,
-    Stats,
 )
 from pywats.rpc import codec, wire
 from pywats.rpc.client import RpcClient
 
 __all__ = ["format_notification", "register"]
 
-_KINDS: dict[str, type[Event]] = {
-    kind.kind: kind
-    for kind in (
-        ReportQueued,
-        ReportUploaded,
-        ReportRetrying,
-        ReportFailed,
-        ReportDeleted,
-        ReportRequeued,
-        FileProcessed,
-        FileRejected,
-        ComponentStatus,
-        Stats,
-    )
-}
+_KINDS: dict[str, type[Event]] = {kind.kind: kind for kind in PUBLISHED}
 
 
 def _text(method: str, params: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ import attrs
 import trio
 
 from pywats.cli.control import EXIT_FAILED, EXIT_OK, run_client
-from pywats.errors import ConfigError, InstanceLockedError, NotFoundError, StoreError
+from pywats.errors import ConfigError, InstanceLockedError, StoreError
 from pywats.instance import InstanceLock
 from pywats.paths import LOCK_NAME, find_db
 from pywats.rpc import wire
@@ -316,30 +316,6 @@ def _with_store(
     return show(result)
 
 
-async def _requeue(store: Store, ids: Sequence[str]) -> dict[str, Any]:
-    missing: list[str] = []
-    for report_id in ids:
-        try:
-            await store.requeue(report_id)
-        except NotFoundError:
-            missing.append(report_id)
-    return {
-        "count": len(ids) - len(missing),
-        "requeued": [i for i in ids if i not in missing],
-        "missing": missing,
-    }
-
-
-async def _delete_ids(store: Store, ids: Sequence[str]) -> dict[str, Any]:
-    missing: list[str] = []
-    for report_id in ids:
-        try:
-            await store.delete(report_id)
-        except NotFoundError:
-            missing.append(report_id)
-    return {"deleted": [i for i in ids if i not in missing], "missing": missing}
-
-
 def _retry(args: argparse.Namespace) -> int:
     if bool(args.ids) == args.failed:
         parser: argparse.ArgumentParser = args.parser
@@ -363,7 +339,9 @@ def _retry(args: argparse.Namespace) -> int:
     async def action(store: Store) -> dict[str, Any]:
         if args.failed:
             return {"count": await store.requeue_failed(), "requeued": [], "missing": []}
-        return await _requeue(store, ids)
+        missing = await store.requeue_many(ids)
+        done = [i for i in ids if i not in missing]
+        return {"count": len(done), "requeued": done, "missing": missing}
 
     return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
 
@@ -382,7 +360,8 @@ def _delete(args: argparse.Namespace) -> int:
         return show(await client.call("queue.delete", ids=ids))
 
     async def action(store: Store) -> dict[str, Any]:
-        return await _delete_ids(store, ids)
+        missing = await store.delete_many(ids)
+        return {"deleted": [i for i in ids if i not in missing], "missing": missing}
 
     return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
 

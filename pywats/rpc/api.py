@@ -19,17 +19,8 @@ import attrs
 import trio
 
 from pywats.events import (
-    ComponentStatus,
-    FileProcessed,
-    FileRejected,
+    PUBLISHED,
     Gap,
-    ReportDeleted,
-    ReportFailed,
-    ReportQueued,
-    ReportRequeued,
-    ReportRetrying,
-    ReportUploaded,
-    Stats,
 )
 from pywats.rpc import wire
 from pywats.rpc.errors import ErrorCode, RpcError
@@ -483,18 +474,7 @@ async def _discover(ctx: Context) -> dict[str, Any]:
     return {"protocol": {"version": PROTOCOL, "oldest": OLDEST_PROTOCOL}, **REGISTRY.discover()}
 
 
-for _kind in (
-    ReportQueued,
-    ReportUploaded,
-    ReportRetrying,
-    ReportFailed,
-    ReportDeleted,
-    ReportRequeued,
-    FileProcessed,
-    FileRejected,
-    ComponentStatus,
-    Stats,
-):
+for _kind in PUBLISHED:
     REGISTRY.notification(
         NotificationSpec(
             _kind.kind, (_kind.__doc__ or "").strip().splitlines()[0], wire.event_fields(_kind)
