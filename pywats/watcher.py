@@ -42,7 +42,7 @@ import logging
 import math
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -328,7 +328,9 @@ class Watcher:
     def _wants(self, name: str) -> bool:
         return self.config.wants(name) and self.accepts(name)
 
-    async def release(self, paths: Iterable[Path], *, retake: bool = False) -> None:
+    async def release(
+        self, paths: Iterable[Path], *, retake: bool = False, gone: Collection[Path] = ()
+    ) -> None:
         """Say the pipeline is done with ``paths`` (moved, deleted, kept or failed).
 
         Each file still there unchanged since it was sent is remembered and not sent
@@ -338,15 +340,23 @@ class Watcher:
         are not remembered, and are taken again once they have settled, if wanted then.
 
         The files are looked at in one worker-thread hand-off, and stay in flight until
-        then (so nothing sends them meanwhile). Paths not in flight are ignored. Call it
+        then (so nothing sends them meanwhile). Paths in ``gone`` are ones the caller
+        moved or deleted itself: they are not looked at, unless a close or rename of that
+        name was seen while in flight (a new file by the same name). Paths not in flight
+        are ignored. Call it
         from the Trio thread; every path sent must be released once, or its bookkeeping
         stays. If cancelled, the paths stay in flight.
         """
         mine = [path for path in dict.fromkeys(paths) if path in self._in_flight]
         if not mine:
             return
-        # Off the event loop: a stat on a hung network mount must stall this folder only.
-        current = await trio.to_thread.run_sync(_stat_many, mine, abandon_on_cancel=True)
+        look = [path for path in mine if path not in gone or path in self._dirty]
+        found: dict[Path, _Sig | None] = {}
+        if look:
+            # Off the event loop: a stat on a hung network mount must stall this folder only.
+            sigs = await trio.to_thread.run_sync(_stat_many, look, abandon_on_cancel=True)
+            found = dict(zip(look, sigs, strict=True))
+        current = [found.get(path) for path in mine]
         now = trio.current_time()
         settle_s = self.config.settle_s
         for path, sig in zip(mine, current, strict=True):

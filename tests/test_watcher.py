@@ -280,6 +280,43 @@ async def test_rewritten_while_in_flight_is_resent_on_release(tmp_path: Path) ->
             nursery.cancel_scope.cancel()
 
 
+async def test_a_file_released_as_gone_is_not_looked_at_unless_its_name_came_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pipeline moved the file itself: no stat (no thread hand-off) is needed. But a
+    # new file by that name, closed while the old one was in flight, is still taken.
+    config = WatchConfig(tmp_path, rescan_s=300, settle_s=60)
+    moved, renamed = tmp_path / "a.json", tmp_path / "b.json"
+    looked: list[str] = []
+    real_lstat = os.lstat
+
+    def recording_lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return real_lstat(path, *args, **kwargs)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            watcher, _, receive = await start_watcher(nursery, config)
+            moved.write_bytes(b"{}")
+            assert await receive.receive() == moved
+            renamed.write_bytes(b"{}")
+            assert await receive.receive() == renamed
+            moved.rename(tmp_path.parent / f"{tmp_path.name}-done.json")
+            renamed.unlink()
+            monkeypatch.setattr(os, "lstat", recording_lstat)
+            await watcher.release([moved], gone={moved})
+            assert str(moved) not in looked
+            renamed.write_bytes(b'{"a": "new file"}')  # the name comes back in flight
+            await assert_quiet(receive, 0.3)
+            await watcher.release([renamed], gone={renamed})
+            assert str(renamed) in looked
+            with trio.fail_after(1):
+                assert await receive.receive() == renamed
+            stats = watcher.statistics()
+            assert (stats.in_flight, stats.remembered) == (1, 0)
+            nursery.cancel_scope.cancel()
+
+
 async def test_full_channel_makes_the_watcher_wait(tmp_path: Path) -> None:
     names = ["a.json", "b.json", "c.json"]
     for name in names:

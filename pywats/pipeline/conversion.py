@@ -331,6 +331,11 @@ class Conversion:
             # Not abandoned on cancel: a move finishes (or never starts) before we return.
             results = await trio.to_thread.run_sync(steps.file_away_many, work)
         for job, result in zip(jobs, results, strict=True):
+            # Moved (a new path) or deleted (None for a delete): no longer in the folder.
+            moved = isinstance(result, Path)
+            job.gone = moved or (
+                result is None and job.entry.config.post_action is PostAction.DELETE
+            )
             self._outcomes.record(job, _filed(job, result))
 
     async def _reject(self, jobs: list[Job]) -> None:
@@ -357,6 +362,7 @@ class Conversion:
         # Not abandoned on cancel, like filing: the sidecar and the move finish together.
         results = await trio.to_thread.run_sync(steps.reject_many, work)
         for job, result in zip(jobs, results, strict=True):
+            job.gone = isinstance(result, postaction.Placed)
             self._outcomes.record(job, _rejected(job, result))
 
 

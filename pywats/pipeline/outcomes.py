@@ -143,6 +143,8 @@ class Job:
     """Why it cannot be converted, once known: it goes to the error folder."""
     ended: str = ""
     """The name of its outcome once recorded (``Converted``, ...); empty until then."""
+    gone: bool = False
+    """The pipeline moved or deleted it: its watcher need not look (see Watcher.release)."""
     retake: bool = False
     """Left untouched for later (its entry is disabled): its watcher must not remember
     it as handled."""

@@ -360,15 +360,17 @@ class Pipeline:
                 self._outcomes.record(job, outcome)
 
     async def _release(self, jobs: Sequence[Job]) -> None:
-        """Hand every path back to the watcher that sent it (one stat hand-off each)."""
+        """Hand every path back to the watcher that sent it; files this pipeline moved or
+        deleted need no look (in a burst, where every file is moved, none is needed)."""
         by_group: dict[WatchGroup, tuple[list[Path], list[Path]]] = {}
         for job in jobs:
             done, retake = by_group.setdefault(job.entry.group, ([], []))
             # A file left because its entry is disabled was not handled: it must not be
             # remembered as such, or it would not be taken once the entry is enabled.
             (retake if job.retake else done).append(job.path)
+        gone = {job.path for job in jobs if job.gone}
         for group, (done, retake) in by_group.items():
             if retake:
                 await group.watcher.release(retake, retake=True)
             if done:
-                await group.watcher.release(done)
+                await group.watcher.release(done, gone=gone)
