@@ -11,7 +11,8 @@ In order, it prints:
 * the burst's throughput (N files renamed into the watch folder at once -> time until the
   receiver holds all of them), ``--rounds`` times without and with a subscriber that never
   reads (alternating, so drift on the machine hits both alike), and the ratio of the medians;
-* a burst with 10 subscribers reading and a probe calling ``service.status`` every 10 ms:
+* a burst with 10 subscribers reading (in a process of their own, so that reading ten
+  streams does not delay the probe) and a probe calling ``service.status`` every 10 ms:
   p50/p99 status latency during the burst, and per subscriber the notifications received,
   the ``events.gap`` notifications and the events they say were dropped.
 
@@ -26,6 +27,7 @@ within 10 % of without. Every wait is bounded (a timeout fails the run).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -191,21 +193,22 @@ class Tally:
     last_seq: int | None = None
 
 
-async def fan_out(bench: Bench) -> None:
-    """A burst with 10 subscribers and a status probe: latency and what each heard."""
-    tallies = [Tally() for _ in range(SUBSCRIBERS)]
-    latencies: list[float] = []
-    done = trio.Event()
-    quiet_s = 1.0
+async def subscribers(socket: Path, count: int, quiet_s: float) -> None:
+    """``count`` subscribers that read until the service has been quiet for ``quiet_s``
+    after the first notification; prints one JSON line per subscriber (what it heard).
+
+    Run in a process of its own (``--subscribers``) so that reading 10 streams does not
+    slow this process's status probe: the probe measures the service, not its client.
+    """
+    tallies = [Tally() for _ in range(count)]
 
     async def subscriber(tally: Tally, task_status: trio.TaskStatus[None]) -> None:
-        async with RpcClient(bench.socket) as client:
+        async with RpcClient(socket) as client:
             notes = await client.subscribe()
             tally.last_seq = notes.seq
             task_status.started()
             while True:
-                # After the burst: read until the service has been quiet for a second.
-                with trio.move_on_after(quiet_s if done.is_set() else BURST_TIMEOUT_S):
+                with trio.move_on_after(quiet_s if tally.received else BURST_TIMEOUT_S):
                     note = await notes.__anext__()
                     tally.received += 1
                     if note.method == "events.gap":
@@ -220,20 +223,49 @@ async def fan_out(bench: Bench) -> None:
                     continue
                 return
 
-    async def probe() -> None:
-        async with RpcClient(bench.socket, timeout_s=10) as client:
-            while not done.is_set():
-                t0 = time.perf_counter()
-                await client.call("service.status")
-                latencies.append((time.perf_counter() - t0) * 1000)
-                await trio.sleep(PROBE_INTERVAL_S)
-
     async with trio.open_nursery() as nursery:
         for tally in tallies:
             await nursery.start(subscriber, tally)
-        nursery.start_soon(probe)
-        elapsed = await bench.burst()
-        done.set()
+        print("ready", flush=True)
+    for tally in tallies:
+        print(json.dumps(attrs.asdict(tally)), flush=True)
+
+
+async def fan_out(bench: Bench) -> None:
+    """A burst with 10 subscribers (in a process of their own) and a status probe:
+    status latency during the burst, and what each subscriber heard."""
+    latencies: list[float] = []
+    done = trio.Event()
+    command = [sys.executable, __file__, "--subscribers", str(SUBSCRIBERS)]
+    child = subprocess.Popen(
+        [*command, "--socket", str(bench.socket)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        with trio.fail_after(30):
+            ready = await trio.to_thread.run_sync(child.stdout.readline)
+        if ready.strip() != "ready":
+            raise RuntimeError(f"the subscriber process did not start: {ready!r}")
+
+        async def probe() -> None:
+            async with RpcClient(bench.socket, timeout_s=10) as client:
+                while not done.is_set():
+                    t0 = time.perf_counter()
+                    await client.call("service.status")
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    await trio.sleep(PROBE_INTERVAL_S)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(probe)
+            elapsed = await bench.burst()
+            done.set()
+        with trio.fail_after(BURST_TIMEOUT_S):
+            out = await trio.to_thread.run_sync(child.communicate)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    tallies = [Tally(**json.loads(line)) for line in out[0].splitlines() if line.strip()]
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(
         f"burst of {bench.files} files with {SUBSCRIBERS} subscribers and a status probe:"
@@ -281,7 +313,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
     parser.add_argument("--rounds", type=int, default=3, help="bursts without/with stuck")
     parser.add_argument("--profile", type=Path, help="run the service under cProfile")
+    parser.add_argument("--subscribers", type=int, help=argparse.SUPPRESS)  # the child
+    parser.add_argument("--socket", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.subscribers is not None:
+        trio.run(subscribers, args.socket, args.subscribers, 1.0)
+        return 0
     print(
         f"pywats rpc benchmark on {platform.node()} ({os.cpu_count()} CPUs),"
         f" Python {platform.python_version()}"

@@ -19,7 +19,12 @@ Threading: the connection lives in apsw's async mode (:meth:`apsw.Connection.as_
 with the Trio controller), so every database call runs on the connection's own worker
 thread and the Trio loop never waits on the disk. Each public operation is one call into
 that thread, and each write is one transaction, so operations never interleave.
-``docs/architecture.md`` ("Store") says why this and not ``trio.to_thread``.
+``docs/architecture.md`` ("Store") says why this and not ``trio.to_thread``. A second,
+read-only connection with its own thread answers what people look at (stats, pages of
+reports, one report): in WAL mode it never waits for a write, so a status poll during a
+burst does not queue behind the pipeline's commits. Stats are remembered until the next
+write through this object (nothing else writes while the service runs), so polling an
+idle queue costs no database read.
 
 Times stored in the database are wall-clock epoch seconds from the ``clock`` given to
 :meth:`Store.open` (tests pass a fake one). Trio's clock is used only for the housekeeping
@@ -35,7 +40,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -657,7 +662,28 @@ def _next_due_at(conn: apsw.Connection, now: float, max_delay_s: float) -> float
     return now if _real(value) > now + max_delay_s else _real(value)
 
 
-def _stats(conn: apsw.Connection, now: float) -> QueueStats:
+@attrs.frozen
+class _Tally:
+    """What :func:`_tally` read: counts by state, bytes, and when the oldest waiting came."""
+
+    counts: Mapping[QueueState, int]
+    total_bytes: int
+    oldest_created_at: float | None
+
+    def stats(self, now: float) -> QueueStats:
+        """The figures as of ``now`` (epoch s): only the oldest report's age moves with it."""
+        oldest = self.oldest_created_at
+        return QueueStats(
+            pending=self.counts[QueueState.PENDING],
+            uploading=self.counts[QueueState.UPLOADING],
+            done=self.counts[QueueState.DONE],
+            failed=self.counts[QueueState.FAILED],
+            oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
+            total_bytes=self.total_bytes,
+        )
+
+
+def _tally(conn: apsw.Connection) -> _Tally:
     counts = dict.fromkeys(QueueState, 0)
     total_bytes = 0
     oldest: float | None = None
@@ -669,14 +695,7 @@ def _stats(conn: apsw.Connection, now: float) -> QueueStats:
         total_bytes += int(_real(size))
         if state in (QueueState.PENDING, QueueState.UPLOADING) and first is not None:
             oldest = _real(first) if oldest is None else min(oldest, _real(first))
-    return QueueStats(
-        pending=counts[QueueState.PENDING],
-        uploading=counts[QueueState.UPLOADING],
-        done=counts[QueueState.DONE],
-        failed=counts[QueueState.FAILED],
-        oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
-        total_bytes=total_bytes,
-    )
+    return _Tally(counts, total_bytes, oldest)
 
 
 def _list(
@@ -771,21 +790,39 @@ async def _aclose_connection(db: apsw.AsyncConnection) -> None:
         await db.aclose()
 
 
-async def _open_prepared(
-    path: Path, busy_timeout_ms: int, now: float
-) -> tuple[apsw.AsyncConnection, _Opened]:
+async def _open_async(path: Path, flags: int) -> apsw.AsyncConnection:
     # Named explicitly rather than left to apsw.aio.Auto, which probes for anyio first.
     # The variable holds a controller factory (apsw's own tests set classes); the stub
     # types it as an instance.
     token = apsw.async_controller.set(apsw.aio.Trio)  # type: ignore[arg-type]
     try:
-        db = await apsw.Connection.as_async(
-            str(path), apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-        )
+        return await apsw.Connection.as_async(str(path), flags)
     except apsw.Error as exc:
         raise StoreError(f"cannot open queue database {path}: {exc}") from exc
     finally:
         apsw.async_controller.reset(token)
+
+
+async def _open_reader(path: Path, busy_timeout_ms: int) -> apsw.AsyncConnection:
+    """A read-only connection with its own worker thread, for what the control socket
+    reads: in WAL mode it never waits for the writer, so a status poll during a burst
+    does not queue behind the pipeline's commits."""
+    reader = await _open_async(path, apsw.SQLITE_OPEN_READONLY)
+    try:
+        await reader.async_run(_configure, reader, busy_timeout_ms)
+    except apsw.Error as exc:
+        await _aclose_connection(reader)
+        raise StoreError(f"cannot open queue database {path} for reading: {exc}") from exc
+    except BaseException:
+        await _aclose_connection(reader)
+        raise
+    return reader
+
+
+async def _open_prepared(
+    path: Path, busy_timeout_ms: int, now: float
+) -> tuple[apsw.AsyncConnection, _Opened]:
+    db = await _open_async(path, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
     try:
         opened = await db.async_run(_prepare, db, path, busy_timeout_ms, now)
     except apsw.Error as exc:
@@ -823,15 +860,15 @@ class Store:
     def __init__(
         self,
         db: apsw.AsyncConnection,
+        reader: apsw.AsyncConnection,
         path: Path,
         clock: Callable[[], float],
         retention_s: float,
         max_delay_s: float,
     ) -> None:
-        """Use :meth:`open`; this only wires an already prepared connection."""
+        """Use :meth:`open`; this only wires already prepared connections."""
         self._db = db
-        # The same object: in the worker thread the connection answers synchronously.
-        self._sync = cast(apsw.Connection, db)
+        self._reader = reader
         self._path = path
         self._clock = clock
         self._retention_s = retention_s
@@ -839,6 +876,9 @@ class Store:
         self._closed = False
         self._generation = 0
         self._queued = trio.Event()
+        self._changes = 0
+        """Calls that may have written so far (see :meth:`stats`)."""
+        self._tally: tuple[int, _Tally] | None = None
 
     @classmethod
     async def open(
@@ -912,7 +952,12 @@ class Store:
                 db_path,
                 opened.recovered,
             )
-        return cls(db, db_path, clock, retention_s, max_delay_s)
+        try:
+            reader = await _open_reader(db_path, busy_timeout_ms)
+        except BaseException:
+            await _aclose_connection(db)
+            raise
+        return cls(db, reader, db_path, clock, retention_s, max_delay_s)
 
     @property
     def path(self) -> Path:
@@ -933,6 +978,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        await _aclose_connection(self._reader)
         await _aclose_connection(self._db)
 
     async def __aenter__(self) -> Self:
@@ -977,11 +1023,50 @@ class Store:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn(connection, ...)`` on the worker thread; apsw errors become StoreError."""
+        """Run ``fn``, which may write, on the worker thread (see :meth:`_query`)."""
+        # Counted before and after: a stats read that overlaps the write, on either side
+        # of its commit, is never taken for the state after it.
+        self._changes += 1
+        try:
+            return await self._query(what, fn, *args, **kwargs)
+        finally:
+            self._changes += 1
+
+    async def _query(
+        self,
+        what: str,
+        fn: Callable[Concatenate[apsw.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(connection, ...)``, which only reads, on the worker thread; apsw errors
+        become StoreError."""
+        return await self._run(self._db, what, fn, *args, **kwargs)
+
+    async def _look(
+        self,
+        what: str,
+        fn: Callable[Concatenate[apsw.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like :meth:`_query`, on the read-only connection: for what people look at
+        (stats, pages, one report), which must not wait behind the pipeline's writes."""
+        return await self._run(self._reader, what, fn, *args, **kwargs)
+
+    async def _run(
+        self,
+        db: apsw.AsyncConnection,
+        what: str,
+        fn: Callable[Concatenate[apsw.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         if self._closed:
             raise trio.ClosedResourceError("the store is closed")
         try:
-            result = await self._db.async_run(fn, self._sync, *args, **kwargs)
+            # In the worker thread the connection object answers synchronously.
+            result = await db.async_run(fn, cast(apsw.Connection, db), *args, **kwargs)
         except apsw.Error as exc:
             raise StoreError(f"{what} failed: {exc}") from exc
         return cast(T, result)
@@ -1055,11 +1140,11 @@ class Store:
 
         Lets a converter skip work for a file it has already queued.
         """
-        return await self._call("lookup source", _source_ids, source_hash)
+        return await self._query("lookup source", _source_ids, source_hash)
 
     async def lookup_sources(self, hashes: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """:meth:`lookup_source` for many hashes in one call: the recorded ones only."""
-        return await self._call("lookup sources", _sources_ids, list(hashes))
+        return await self._query("lookup sources", _sources_ids, list(hashes))
 
     async def claim(self, limit: int = 1) -> list[Claim]:
         """Take up to ``limit`` due reports for upload, oldest due first.
@@ -1261,11 +1346,19 @@ class Store:
         store.clock()`` when :meth:`claim` returned nothing. After the wall clock stepped
         back it is "now" rather than far in the future.
         """
-        return await self._call("next due", _next_due_at, self._clock(), self._max_delay_s)
+        return await self._query("next due", _next_due_at, self._clock(), self._max_delay_s)
 
     async def stats(self) -> QueueStats:
         """Counts by state, age of the oldest report waiting for upload, bytes stored."""
-        return await self._call("stats", _stats, self._clock())
+        changes = self._changes
+        tally = self._tally
+        if tally is None or tally[0] != changes:
+            # Nothing is written but through this object (one service per database, under
+            # the instance lock), so an unchanged count means unchanged rows: a status
+            # poll on an idle queue costs no trip to the worker thread.
+            tally = (changes, await self._look("stats", _tally))
+            self._tally = tally
+        return tally[1].stats(self._clock())
 
     async def list_reports(
         self,
@@ -1285,7 +1378,7 @@ class Store:
             offset: how many matching reports to skip.
         """
         _check_page(limit, offset)
-        return await self._call("list", _list, state, sn, limit, offset)
+        return await self._look("list", _list, state, sn, limit, offset)
 
     async def get(self, report_id: str) -> QueuedReport:
         """One report, with its body.
@@ -1293,7 +1386,7 @@ class Store:
         Raises:
             NotFoundError: no such report.
         """
-        return await self._call("get", _get, report_id)
+        return await self._look("get", _get, report_id)
 
 
 class QueueReader:
@@ -1363,7 +1456,7 @@ class QueueReader:
 
     def stats(self, now: float) -> QueueStats:
         """Counts by state, oldest waiting age (relative to ``now``, epoch s), bytes."""
-        return self._read(_stats, now)
+        return self._read(_tally).stats(now)
 
     def list_reports(
         self,

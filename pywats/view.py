@@ -378,11 +378,15 @@ class ServiceView:
     def state(self) -> ServiceState:
         """The service's state; ``paused`` while running with uploads paused by the operator."""
         uploader = self._uploader
+        return self._state_with(None if uploader is None else uploader.status())
+
+    def _state_with(self, uploads: UploaderStatus | None) -> ServiceState:
         if (
             self._state is ServiceState.RUNNING
-            and uploader is not None
-            and uploader.status().state is UploaderState.PAUSED
-            and uploader.operator_paused
+            and uploads is not None
+            and uploads.state is UploaderState.PAUSED
+            and self._uploader is not None
+            and self._uploader.operator_paused
         ):
             return ServiceState.PAUSED
         return self._state
@@ -391,14 +395,15 @@ class ServiceView:
         """A snapshot of the whole service (one store read)."""
         store, uploader, pipeline = self._store, self._uploader, self._pipeline
         queue = await store.stats() if store is not None else None
-        if uploader is not None:
-            server = _server(uploader.status())
+        uploads = None if uploader is None else uploader.status()
+        if uploads is not None:
+            server = _server(uploads)
         else:
             server = ServerView(None, "none", None, None, "starting", 0, 0, 0, 0, None)
         return ServiceSnapshot(
             instance=self.instance,
             version=__version__,
-            state=self.state,
+            state=self._state_with(uploads),
             uptime_s=0.0 if self._started_at is None else trio.current_time() - self._started_at,
             pid=os.getpid(),
             server=server,

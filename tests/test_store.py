@@ -131,7 +131,7 @@ async def test_reopen_keeps_data_and_does_not_migrate_again(
 async def test_close_stops_the_worker_thread_even_when_cancelled(db_path: Path) -> None:
     before = len(worker_threads())
     store = await Store.open(db_path)
-    assert len(worker_threads()) == before + 1
+    assert len(worker_threads()) == before + 2  # the writer's and the reader's
     with trio.CancelScope() as scope:
         scope.cancel()
         await store.aclose()
@@ -676,6 +676,44 @@ async def test_stats(store: Store, clock: FakeClock) -> None:
     assert stats.count(QueueState.FAILED) == 1
     await store.mark_done(claims[0].id)
     assert (await store.stats()).oldest_pending_age_s == 5.0
+
+
+async def test_stats_asked_again_follow_every_write_and_the_clock(
+    store: Store, db_path: Path, clock: FakeClock
+) -> None:
+    # Stats are remembered between writes (a status poll on an idle queue reads nothing):
+    # after each kind of write they must equal a fresh read of the file.
+    def fresh() -> QueueStats:
+        with QueueReader.open(db_path) as reader:
+            return reader.stats(clock())
+
+    async def same() -> None:
+        assert await store.stats() == fresh()
+        assert await store.stats() == fresh()  # the remembered answer
+
+    await same()
+    await store.enqueue_batch([([report(n)], source(n)) for n in range(5)])
+    await same()
+    clock.advance(30)
+    await same()  # the oldest report's age moves with the clock, without a write
+    assert (await store.stats()).oldest_pending_age_s == 30.0
+    claims = await store.claim(4)
+    await same()
+    await store.mark_done(claims[0].id)
+    await store.retry_later(claims[1].id, delay_s=5, error="x")
+    await same()
+    await store.mark_failed(claims[2].id, error="x")
+    await same()
+    await store.release([claims[3].id])
+    await same()
+    assert await store.requeue_failed() == 1
+    await same()
+    await store.delete(claims[1].id)
+    await same()
+    clock.advance(1)
+    assert await store.purge_done(older_than_s=0) == 1
+    await same()
+    assert (await store.stats()).total == 3
 
 
 async def test_next_due_at(store: Store, clock: FakeClock) -> None:

@@ -39,7 +39,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from pywats.errors import ConfigError, PywatsError
-from pywats.events import DEFAULT_BUFFER, Subscription
+from pywats.events import DEFAULT_BUFFER, Event, EventHub, Gap, Subscription
 from pywats.paths import make_private_dir
 from pywats.rpc import codec, wire
 from pywats.rpc.api import REGISTRY, Context
@@ -217,8 +217,30 @@ class _Connection:
             async for event in subscription:
                 if self._subscription is not subscription:
                     return  # unsubscribed: the backlog is not wanted any more
-                method, params = wire.notification_of(event, hub.stream_id, hub.last_seq)
-                await self._send(codec.dumps(codec.notification(method, params)))
+                await self._send(self._server.notifications.text(event, hub))
+
+
+class _Notifications:
+    """Notification texts by sequence number, so that an event is encoded once and not
+    once per subscriber (ten subscribers during a burst would otherwise spend the event
+    loop's time on JSON). Holds the latest ``keep`` texts."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._texts: dict[int, str] = {}
+
+    def text(self, event: Event, hub: EventHub) -> str:
+        """The notification for ``event`` as sent on the wire."""
+        if isinstance(event, Gap):  # per subscriber: its own count, no seq of its own
+            method, params = wire.notification_of(event, hub.stream_id, hub.last_seq)
+            return codec.dumps(codec.notification(method, params))
+        text = self._texts.get(event.seq)
+        if text is None:
+            method, params = wire.notification_of(event, hub.stream_id, hub.last_seq)
+            text = self._texts[event.seq] = codec.dumps(codec.notification(method, params))
+            if len(self._texts) > self._keep:
+                del self._texts[next(iter(self._texts))]  # the oldest: dicts keep order
+        return text
 
 
 class RpcServer:
@@ -254,6 +276,7 @@ class RpcServer:
         self.subscription_buffer = subscription_buffer
         self.send_buffer = send_buffer
         self.dispatcher = Dispatcher(REGISTRY)
+        self.notifications = _Notifications(keep=max(subscription_buffer, 1))
         self.policy = PeerPolicy(os.geteuid(), _group_id(settings.allowed_group))
         self._refused: set[int] = set()
         self.connections = 0
