@@ -33,6 +33,9 @@ PROBE_MAX_S = 60.0
 """Cap of the health probe's backoff while the server cannot be reached."""
 HEALTH_INTERVAL_S = 60.0
 """How often an online server is probed (version, latency)."""
+PAUSED_PROBE_MAX_S = 300.0
+"""Cap of the backoff of the probe that asks a server which refused the token (or whose
+URL looked wrong) again, so that uploads resume by themselves once it is fixed."""
 SHUTDOWN_DEADLINE_S = 10.0
 """How long uploads in flight may take to finish at a stop or reconfiguration."""
 

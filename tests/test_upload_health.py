@@ -145,11 +145,72 @@ def test_token_refused_pauses_and_releases_until_resumed() -> None:
     assert health.state is HealthState.PAUSED
     assert health.pause_kind is PauseKind.AUTH
     assert "refused the token" in health.reason
+    assert "pywats config reload" in health.reason  # a command that exists
     assert isinstance(health.dispatch(3.0, 5), Idle)
-    assert isinstance(health.next_probe(), Idle)
-    assert health.resume(4.0) is PauseKind.AUTH
+    assert health.next_probe() == ProbeAt(4.0)  # asked again: first pause, bound 1 s
+    assert health.resume(3.5) is PauseKind.AUTH
     assert health.state is HealthState.OFFLINE
-    assert health.next_probe() == ProbeAt(4.0)
+    assert health.next_probe() == ProbeAt(3.5)
+
+
+def test_a_refused_token_is_asked_again_with_backoff_up_to_five_minutes() -> None:
+    health = online()
+    health.answered(0.0, health.started(), "a", 1, Answer(401, "401 Unauthorized"))
+    at, waits = 0.0, []
+    for _ in range(12):
+        probe = health.next_probe()
+        assert isinstance(probe, ProbeAt)
+        waits.append(probe.at - at)
+        at = probe.at
+        health.probe_answered(at, Answer(401, "401 Unauthorized"))
+        assert health.state is HealthState.PAUSED
+        assert isinstance(health.dispatch(at, 5), Idle)
+    # Doubling from 1 s, capped at 5 minutes: one request per 5 minutes at most, for ever.
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+
+
+def test_the_server_accepting_again_resumes_after_one_trial_upload() -> None:
+    health = online()
+    health.answered(0.0, health.started(), "a", 1, Answer(401, "401 Unauthorized"))
+    health.probe_answered(1.0, Answer(401, "401 Unauthorized"))  # next ask at 3.0
+    health.probe_answered(3.0, OK, "24.1")  # the token was fixed on the server
+    assert health.state is HealthState.ONLINE
+    assert health.dispatch(3.0, 5) == UploadNow(1, trial=True)  # one upload decides
+    trial = health.started(trial=True)
+    assert isinstance(health.dispatch(3.0, 5), Idle)  # waiting for the trial
+    assert health.answered(3.1, trial, "a", 1, OK) == Done()
+    assert health.dispatch(3.1, 5) == UploadNow(5)
+    # The next refusal starts the backoff from the beginning again.
+    health.answered(4.0, health.started(), "b", 1, Answer(403, "403 Forbidden"))
+    assert health.next_probe() == ProbeAt(5.0)
+
+
+def test_a_version_check_that_ignores_the_token_does_not_resume_uploads() -> None:
+    # The probe answers 200 without looking at the token; the trial is refused again:
+    # paused again with a longer wait, not a loop of uploads.
+    health = online()
+    health.answered(0.0, health.started(), "a", 1, Answer(401, "401 Unauthorized"))
+    at = 1.0
+    for bound in (2.0, 4.0, 8.0):
+        health.probe_answered(at, OK)
+        trial = health.started(trial=True)
+        assert health.answered(at, trial, "a", 1, Answer(401, "401 Unauthorized")) == Release()
+        assert health.state is HealthState.PAUSED
+        assert health.next_probe() == ProbeAt(at + bound)
+        at += bound
+
+
+def test_a_stale_probe_answer_does_not_end_a_refusal() -> None:
+    health = online()
+    health.answered(0.0, health.started(), "a", 1, Answer(401, "401 Unauthorized"))
+    health.probe_answered(0.5, OK)  # sent before the pause; the ask is due at 1.0
+    assert health.state is HealthState.PAUSED
+
+
+def test_the_operators_pause_is_not_probed() -> None:
+    health = online()
+    health.pause(PauseKind.OPERATOR, "paused by the operator", 1.0)
+    assert isinstance(health.next_probe(), Idle)
 
 
 def test_404_names_the_url() -> None:

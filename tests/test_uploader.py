@@ -116,6 +116,13 @@ async def until(uploader: Uploader, condition: Callable[[UploaderStatus], bool])
     return status
 
 
+class WorstCase(random.Random):
+    """Every full-jitter draw is its upper bound (exact times)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 async def state(store: Store, report: NewReport) -> tuple[QueueState, int]:
     got = await store.get(report.id)
     return got.state, got.attempts
@@ -305,8 +312,10 @@ async def test_401_on_upload_pauses_releases_the_report_and_resume_drains(
     ):
         status = await until(uploader, lambda s: s.state is UploaderState.PAUSED)
         assert "refused the token" in status.reason
-        # The refused report is pending as if never tried: no attempt, no schedule.
-        got = await store.get(reports[0].id)
+        # The refused report is pending as if never tried: no attempt, no schedule. (The
+        # status changes first, so no new upload starts; then the row is written.)
+        while (got := await store.get(reports[0].id)).state is QueueState.UPLOADING:
+            await trio.sleep(0.01)
         assert (got.state, got.attempts, got.next_attempt_at, got.last_error) == (
             QueueState.PENDING,
             0,
@@ -324,17 +333,46 @@ async def test_401_on_upload_pauses_releases_the_report_and_resume_drains(
 async def test_403_pauses(store: Store, autojump: trio.testing.MockClock) -> None:
     [report] = await enqueue(store)
     async with (
-        receiving(fail_first=1, fail_first_status=403) as receiver,
-        uploading(store, config(f"http://127.0.0.1:{receiver.port}")) as uploader,
+        receiving(fail_first=1000, fail_first_status=403, fail_health=True) as receiver,
+        uploading(store, config(f"http://127.0.0.1:{receiver.port}"), rng=WorstCase()) as uploader,
     ):
         status = await until(uploader, lambda s: s.state is UploaderState.PAUSED)
         assert "refused the token (403 Forbidden" in status.reason
         assert await state(store, report) == (QueueState.PENDING, 0)
-        await trio.sleep(600)
+        await trio.sleep(3600)
         assert uploader.status().state is UploaderState.PAUSED
-        assert receiver.stats().failed_injected == 1  # nothing else was sent
+        # An hour of refusals, asked again after 1, 2, 4 ... 256 s and then every 5
+        # minutes: the first upload, 9 + 10 probes; and the report has no attempt.
+        assert receiver.stats().failed_injected == 1 + 9 + 10
+        assert await state(store, report) == (QueueState.PENDING, 0)
+        receiver.set_faults()
         uploader.resume()
         await until(uploader, lambda s: s.uploaded == 1)
+
+
+async def test_a_refused_token_is_asked_again_and_uploads_resume_by_themselves(
+    store: Store, autojump: trio.testing.MockClock
+) -> None:
+    # The token is fixed on the server's side (the first six requests, probes included,
+    # are refused; then it is accepted): nobody at the station does anything.
+    reports = await enqueue(store, 5)
+    async with (
+        receiving(fail_first=6, fail_first_status=401, fail_health=True) as receiver,
+        uploading(
+            store, config(f"http://127.0.0.1:{receiver.port}", workers=2), rng=WorstCase()
+        ) as uploader,
+    ):
+        await until(uploader, lambda s: s.state is UploaderState.PAUSED)
+        started = trio.current_time()
+        status = await until(uploader, lambda s: s.uploaded == 5)
+        # One upload and five asks refused, the sixth ask answered: 1 + 2 + 4 + 8 + 16 +
+        # 32 s of doubling backoff (plus the requests' own time on the virtual clock).
+        assert 63 <= trio.current_time() - started <= 63 + 1
+    assert status.state is UploaderState.ONLINE
+    assert receiver.stats().failed_injected == 6
+    assert receiver.stats().unique == 5
+    for report in reports:
+        assert (await state(store, report))[0] is QueueState.DONE
 
 
 async def test_404_on_submit_pauses_saying_the_url_looks_wrong(

@@ -203,7 +203,9 @@ async def test_each_status_has_its_outcome(
         status_now = await until(
             uploader, lambda s: s.uploaded + s.failed + s.retried > 0 or s.state is PAUSED
         )
-        got = await store.get(report.id)
+        # The status changes first (so no new upload starts), then the row is written.
+        while (got := await store.get(report.id)).state is QueueState.UPLOADING:
+            await trio.sleep(0.01)
     assert (got.state, got.attempts, status_now.state) == (row, attempts, uploader_state)
     if row is DONE:
         assert (got.last_status, got.last_error, status_now.uploaded) == (status, None, 1)

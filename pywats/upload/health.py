@@ -33,6 +33,12 @@ The rules:
   probes it is capped by a quarter of the outage so far (at least :data:`MIN_OUTAGE_CAP_S`, at most
   ``probe_max_s``): a short outage is noticed as over within about a second, and a long
   one costs the server one request every ``probe_max_s`` at most.
+- **A refusal is asked again.** Paused because the server refused the token (401/403) or
+  the URL looked wrong (404), the probe still asks, with backoff capped at
+  :data:`~pywats.defaults.PAUSED_PROBE_MAX_S` (5 minutes). When it answers, one trial
+  upload goes; its success resumes every worker, its refusal pauses again with a longer
+  wait. A token fixed on the server side (or a URL that comes back) needs no one at the
+  station. The operator's own pause is never probed.
 """
 
 from __future__ import annotations
@@ -245,6 +251,9 @@ class UploadHealth:
         self._next_probe_at = -math.inf
         self._probe_failures = 0
         self._strikes = 0  # losses of the server without an upload getting through
+        # Asking a server that refused us again: when, and how many pauses in a row.
+        self._paused_probe_at = math.inf
+        self._pauses = 0
         # The outage: since when, which reports failed in it, and the last recovery's.
         self._outage_since: float | None = None
         self._failed_in_outage: list[str] = []
@@ -290,7 +299,7 @@ class UploadHealth:
         self._version = f"GET {version_url}".strip()
         self._round += 1
         self._hold_until, self._hold_level, self._trial_out = -math.inf, 0, False
-        self._probe_failures = self._strikes = 0
+        self._probe_failures = self._strikes = self._pauses = 0
         self._next_probe_at = now
         if self.pause_kind is PauseKind.OPERATOR:
             self._set(HealthState.PAUSED, "paused by the operator")
@@ -298,11 +307,25 @@ class UploadHealth:
             self.pause_kind = None
             self._set(HealthState.OFFLINE, f"connecting to {target}")
 
-    def pause(self, kind: PauseKind, reason: str) -> None:
-        """Stop uploading until :meth:`resume` (or a new session, except for the operator)."""
+    def pause(self, kind: PauseKind, reason: str, now: float | None = None) -> None:
+        """Stop uploading until :meth:`resume` (or a new session, except for the operator).
+
+        A refusal (:attr:`PauseKind.AUTH`, :attr:`PauseKind.URL`) paused at ``now`` is
+        asked again by the probe, with backoff (see the module docstring).
+        """
         self.pause_kind = kind
         self._round += 1
         self._trial_out = False
+        self._paused_probe_at = math.inf
+        if now is not None and kind in _ASKED_AGAIN:
+            self._pauses += 1
+            self._paused_probe_at = now + delay(
+                None,
+                self._pauses,
+                self._rng,
+                base_s=self._base_s,
+                cap_s=defaults.PAUSED_PROBE_MAX_S,
+            )
         self._set(HealthState.PAUSED, reason)
 
     def resume(self, now: float) -> PauseKind | None:
@@ -311,6 +334,7 @@ class UploadHealth:
         Offline, it only makes the probe run now.
         """
         kind, self.pause_kind = self.pause_kind, None
+        self._pauses = 0
         if self.state is HealthState.PAUSED:
             self._round += 1
             self._hold_until, self._hold_level = -math.inf, 0
@@ -361,19 +385,11 @@ class UploadHealth:
             return Fail(answer.error)
         if kind is AnswerKind.AUTH:
             if self.state is not HealthState.PAUSED:
-                self.pause(
-                    PauseKind.AUTH,
-                    f"the server refused the token ({answer.error}); fix the token and"
-                    " reload the configuration, or resume",
-                )
+                self.pause(PauseKind.AUTH, _token_refused(answer), now)
             return Release()
         if kind is AnswerKind.NOT_FOUND:
             if self.state is not HealthState.PAUSED:
-                self.pause(
-                    PauseKind.URL,
-                    f"the server URL looks wrong: {self._submit} answered {answer.error};"
-                    " check the URL and reload the configuration",
-                )
+                self.pause(PauseKind.URL, _url_wrong(self._submit, answer), now)
             return Release()
         # Transient: the report waits its own backoff; the outage may end sooner.
         self._failed_in_outage.append(report_id)
@@ -410,13 +426,18 @@ class UploadHealth:
     def next_probe(self) -> ProbeAt | Idle:
         """When the probe should run next."""
         if self.state is HealthState.PAUSED:
+            if self.pause_kind in _ASKED_AGAIN:
+                return ProbeAt(self._paused_probe_at)
             return Idle(self.reason)
         return ProbeAt(self._next_probe_at)
 
     def probe_answered(self, now: float, answer: Answer, version: str | None = None) -> None:
         """The probe's answer (``version``: what the server said its version is)."""
         if self.state is HealthState.PAUSED:
-            return  # paused while the probe was out: its answer is stale
+            if self.pause_kind in _ASKED_AGAIN and now >= self._paused_probe_at:
+                self._asked_again(now, answer)
+            # Otherwise paused while the probe was out: its answer is stale.
+            return
         kind = answer.kind
         if kind is AnswerKind.DONE:
             self._probe_failures = 0
@@ -428,18 +449,10 @@ class UploadHealth:
                 self._set(HealthState.ONLINE, f"connected to {self._target}{shown}")
             return
         if kind is AnswerKind.AUTH:
-            self.pause(
-                PauseKind.AUTH,
-                f"the server refused the token ({answer.error}); fix the token and reload"
-                " the configuration, or resume",
-            )
+            self.pause(PauseKind.AUTH, _token_refused(answer), now)
             return
         if kind is AnswerKind.NOT_FOUND:
-            self.pause(
-                PauseKind.URL,
-                f"the server URL looks wrong: {self._version} answered {answer.error};"
-                " check the URL and reload the configuration",
-            )
+            self.pause(PauseKind.URL, _url_wrong(self._version, answer), now)
             return
         self._probe_failures += 1
         self._begin_outage(now)
@@ -457,6 +470,26 @@ class UploadHealth:
         self._set(HealthState.OFFLINE, f"cannot reach {self._target}: {answer.error}")
 
     # --- inside --------------------------------------------------------------------------
+
+    def _asked_again(self, now: float, answer: Answer) -> None:
+        # The probe asked a server that refused us. Refused again (or not reached): ask
+        # later, with a longer wait. Answered: one trial upload decides, because a
+        # version check may answer without looking at the token.
+        kind, reason = self.pause_kind, self.reason
+        assert kind is not None
+        if answer.kind in (AnswerKind.DONE, AnswerKind.REJECTED):
+            self.pause_kind = None
+            self._round += 1
+            self._hold_until, self._hold_level, self._trial_out = -math.inf, 1, False
+            self._hold_reason = "the server answers again"
+            self._next_probe_at = now + self._health_interval_s
+            self._set(HealthState.ONLINE, f"the server answers again; trying one upload ({reason})")
+            return
+        if answer.kind is AnswerKind.AUTH:
+            reason = _token_refused(answer)
+        elif answer.kind is AnswerKind.NOT_FOUND:
+            reason = _url_wrong(self._version, answer)
+        self.pause(kind, reason, now)
 
     def _set(self, state: HealthState, reason: str) -> None:
         self.state = state
@@ -492,9 +525,11 @@ class UploadHealth:
         if self._hold_level and not ticket.trial:
             # Sent before the hold began: says nothing about the server now.
             return
-        self._strikes = 0
+        self._strikes = self._pauses = 0
         if self._outage_since is not None or self._failed_in_outage:
             self._end_outage()
+        elif ticket.trial:
+            self._hold_level = 0  # the trial after a refusal: the server takes reports
 
     def _hold(self, now: float, answer: Answer) -> None:
         self._begin_outage(now)
@@ -531,3 +566,27 @@ class UploadHealth:
             )
         self._next_probe_at = now + wait
         self._set(HealthState.OFFLINE, f"cannot reach {self._target}: {error}")
+
+
+_ASKED_AGAIN = frozenset({PauseKind.AUTH, PauseKind.URL})
+"""Pauses the probe asks about again (the operator's is the operator's to end)."""
+
+
+_ASKED_AGAIN_TEXT = (
+    "the server is also asked again on its own, at least every"
+    f" {defaults.PAUSED_PROBE_MAX_S / 60:g} minutes"
+)
+
+
+def _token_refused(answer: Answer) -> str:
+    return (
+        f"the server refused the token ({answer.error}); fix the token and run"
+        f" `pywats config reload` ({_ASKED_AGAIN_TEXT})"
+    )
+
+
+def _url_wrong(request: str, answer: Answer) -> str:
+    return (
+        f"the server URL looks wrong: {request} answered {answer.error}; check the URL and"
+        f" run `pywats config reload` ({_ASKED_AGAIN_TEXT})"
+    )

@@ -832,7 +832,7 @@ class Uploader:
         was_paused = self._health.state is HealthState.PAUSED
         self._health.probe_answered(now, answer, version)
         self._probes += 1
-        if not was_paused:
+        if not was_paused or self._health.state is not HealthState.PAUSED:
             if version is not None:
                 self._server_version = version
                 self._latency_ms = round((now - started) * 1000, 3)
