@@ -160,6 +160,14 @@ def _patterns(value: Sequence[str] | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
 
 
+def _optional(check: Check) -> Check:
+    def run(value: Any) -> None:
+        if value is not None:
+            check(value)
+
+    return run
+
+
 @attrs.frozen
 class ConverterConfig:
     """One ``[[converters]]`` entry: a converter and the folder it watches."""
@@ -178,6 +186,13 @@ class ConverterConfig:
     max_file_bytes: int = _field(default.MAX_FILE_BYTES, check=positive)
     enabled: bool = True
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
+    """A program to run on each file instead of a converter class (``{path}`` is the file);
+    see :mod:`pywats.converters.process`."""
+    timeout_s: float | None = _field(None, check=_optional(positive))
+    """A command's time limit per file (default ``PROCESS_TIMEOUT_S``); only with ``command``."""
+    max_output_bytes: int | None = _field(None, check=_optional(positive))
+    """The most a command may print on stdout per file (default ``PROCESS_MAX_OUTPUT_BYTES``)."""
 
     @property
     def spec(self) -> str:
@@ -186,7 +201,12 @@ class ConverterConfig:
 
     @property
     def label(self) -> str:
-        """A short name for logs and status: the name, else the module's class."""
+        """A short name for logs and status: the name, else the module's class, else the
+        command's program (:func:`pywats.converters.process.command_label`)."""
+        if self.command is not None and self.name is None and self.module is None:
+            from pywats.converters.process import command_label
+
+            return command_label(self.command)
         return self.name or (self.module or "").rpartition(":")[2]
 
 
@@ -309,6 +329,14 @@ def _make_converter() -> cattrs.Converter:
         return tuple(conv.structure(value, list[ConverterConfig]))
 
     conv.register_structure_hook_func(lambda t: t == tuple[ConverterConfig, ...], converters_hook)
+
+    def strings_hook(value: object, _: type) -> tuple[str, ...]:
+        # cattrs would take a string as the sequence of its characters.
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array of strings, got {_toml_type(value)} {value!r}")
+        return tuple(conv.structure(value, list[str]))
+
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], strings_hook)
     conv.register_structure_hook(Path, path_hook)
     conv.register_structure_hook(str, str_hook)
     conv.register_structure_hook(int, int_hook)
@@ -355,14 +383,55 @@ def _check_semantics(config: Config) -> list[tuple[str, str]]:
         out.append(("upload.retry_base_s", "must not be greater than upload.retry_max_s"))
     for index, entry in enumerate(config.converters):
         key = f"converters[{index}]"
+        if entry.command is not None:
+            out.extend(_check_command_entry(entry, key))
+            continue
         if (entry.name is None) == (entry.module is None):
             out.append((key, "give exactly one of name (built-in or entry point) or module"))
         if entry.module is not None and ":" not in entry.module:
             out.append((f"{key}.module", f"{entry.module!r} is not 'package.module:Class'"))
+        for option in ("timeout_s", "max_output_bytes"):
+            if getattr(entry, option) is not None:
+                out.append((f"{key}.{option}", "only a command entry takes it (command = [...])"))
     # The folder rules (patterns, done and error folders against the watch folders) are
     # the pipeline's own: pywats.plan builds each FolderConfig, so they are checked there,
     # once, with the converter's default patterns and folders filled in.
     return out
+
+
+def _check_command_entry(entry: ConverterConfig, key: str) -> list[tuple[str, str]]:
+    """The rules of an entry that runs a program (``command``) instead of a converter class."""
+    from pywats.converters.process import check_command
+
+    out: list[tuple[str, str]] = []
+    if entry.name is not None or entry.module is not None:
+        taken = "name" if entry.name is not None else "module"
+        out.append((f"{key}.{taken}", "give a command or a converter (name or module), not both"))
+    problem = check_command(entry.command or ())
+    if problem is not None:
+        out.append((f"{key}.command", problem))
+    if entry.patterns is None:
+        out.append(
+            (
+                f"{key}.patterns",
+                'required with a command: the file names the program takes (["*.dat"])',
+            )
+        )
+    if entry.arguments:
+        out.append(
+            (
+                f"{key}.arguments",
+                "a command entry takes no arguments table: write them into command",
+            )
+        )
+    return out
+
+
+def _anchor_command(base: Path | None, command: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    # Only the program is a path pywats knows of; a bare name is looked up on PATH.
+    if base is None or not command or "/" not in command[0] or os.path.isabs(command[0]):
+        return command
+    return (str(base / command[0]), *command[1:])
 
 
 def _relative_to(base: Path | None, value: Path | None) -> Path | None:
@@ -386,6 +455,7 @@ def _anchor(config: Config) -> Config:
             watch=_relative_to(base, c.watch) or c.watch,
             done_dir=_relative_to(base, c.done_dir),
             error_dir=_relative_to(base, c.error_dir),
+            command=_anchor_command(base, c.command),
         )
         for c in config.converters
     )
@@ -615,6 +685,7 @@ def load_each_converter(
     loaded converter or the entry's errors (as :func:`load_converters` raises them), so a
     caller can check each loaded one further and still report everything, in file order.
     """
+    from pywats.converters.process import load_process_converter
     from pywats.converters.registry import discover, load_converter
 
     available = discover()
@@ -622,10 +693,22 @@ def load_each_converter(
     for index, entry in enumerate(config.converters):
         if not entry.enabled:
             continue
+        key = f"converters[{index}]"
         try:
-            converter = load_converter(
-                entry.spec, entry.arguments, key=f"converters[{index}]", available=available
-            )
+            if entry.command is not None:
+                # A program, not a class: checked (found, executable) here, at start-up.
+                converter = load_process_converter(
+                    entry.command,
+                    patterns=entry.patterns or (),
+                    key=key,
+                    timeout_s=entry.timeout_s,
+                    max_output_bytes=entry.max_output_bytes,
+                    label=entry.label,
+                )
+            else:
+                converter = load_converter(
+                    entry.spec, entry.arguments, key=key, available=available
+                )
         except ConfigCheckError as exc:
             yield index, entry, ConfigCheckError([_filed(e, where) for e in exc.errors])
         except ConfigError as exc:

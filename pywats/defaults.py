@@ -53,3 +53,27 @@ RESCAN_S = 30.0
 """Time between rescans of a watch folder."""
 MAX_FILE_BYTES = 50 * MiB
 """Larger files go to the error folder unread."""
+
+# Choosing a converter by content (pywats.converters.sniffing)
+SNIFF_BYTES = 64 * 1024
+"""How much of a file's start a converter's ``sniff`` is shown (root element, markers)."""
+
+# [[converters]] with a command (process converters, pywats.converters.process)
+PROCESS_TIMEOUT_S = 60.0
+"""``timeout_s``: how long a converter program may run on one file before it is killed."""
+PROCESS_MAX_OUTPUT_BYTES = 64 * MiB
+"""``max_output_bytes``: the most a converter program may print on stdout for one file."""
+PROCESS_STDERR_TAIL_BYTES = 8 * 1024
+"""How much of the end of a converter program's stderr is kept for the error sidecar."""
+PROCESS_KILL_GRACE_S = 2.0
+"""After SIGTERM (at the timeout), how long the program's process group has before SIGKILL."""
+
+# Companions: the files or folders a converter names as belonging with a file (Klippel's
+# result folder beside its header), read and filed together with it.
+COMPANION_MAX_MEMBERS = 1000
+"""Most files and folders the companions of one file may hold; more is a rejection."""
+COMPANION_MAX_BYTES = 50 * MiB
+"""Most bytes the files of one file's companions may hold together; more is a rejection."""
+COMPANION_WAIT_S = 60.0
+"""How long a file waits for companions that are missing or still changing (looking
+again every ``settle_s``) before it goes to the error folder."""

@@ -1,11 +1,20 @@
 """The ``csv`` converter: delimited text whose columns are mapped to a report in the config.
 
 The first row (after ``skipLines``) names the columns. Header fields come from a column
-(``columns``) or a constant (``constants``); each entry of ``steps`` makes a numeric limit
-step from a value column, with limits, operator and unit from columns or constants.
-``mode = "row"`` (default) makes one report per data row, ``mode = "file"`` one report per
-file (header fields from the first data row, every row adding its steps). The result is
-the ``result`` column when mapped, else computed from the steps.
+(``columns``), from a ``Key;Value`` line (``keys``) or a constant (``constants``); each
+entry of ``steps`` makes a numeric limit step from a value column, with limits, operator
+and unit from columns or constants. ``mode = "row"`` (default) makes one report per data
+row, ``mode = "file"`` one report per file (header fields from the first data row, every
+row adding its steps). The result is the ``result`` column or key when mapped (written as
+``resultMap`` says), else computed from the steps.
+
+Real tester exports put a block of ``Key;Value`` (or ``Key = Value``) lines before the
+table, and sometimes more after it. With ``keys`` (or ``keySeparator``) set, every line
+before the table's header row is such a line, and the header row is the first line that
+holds every column the arguments name; after the table, lines like ``Key = Value`` (when
+the separator is not the delimiter) are keys too, ``endLine`` ends the data, and with
+``sectionRows`` a row with text in its first cell only opens a section (a sequence) that
+holds the steps after it.
 
 Example (TOML)::
 
@@ -24,13 +33,15 @@ Example (TOML)::
     high = 5.1
     unit = "V"
 
-Every error at convert time names the line and the column.
+Every error at convert time names the line and the column (or the key).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -42,7 +53,7 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source, key_path
 from pywats.converters.helpers import (
     check_encoding,
-    decode_text,
+    decode_auto,
     encode_limits,
     new_report_id,
     now,
@@ -52,10 +63,11 @@ from pywats.converters.helpers import (
     parse_status,
     result_of,
     start_fields,
+    station_time,
     worst_status,
 )
 from pywats.errors import ConversionError, ReportValidationError
-from pywats.report.codes import CompOp, ReportType, Status, StepGroup
+from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     MiscInfo,
     NumericMeasurement,
@@ -69,7 +81,7 @@ from pywats.report.validate import validate
 
 @attrs.frozen
 class HeaderColumns:
-    """Header fields taken from a column: field -> column name (as in the header row)."""
+    """Header fields taken from the file: field -> column name (``columns``) or key (``keys``)."""
 
     pn: str | None = None
     sn: str | None = None
@@ -85,8 +97,20 @@ class HeaderColumns:
     fixtureId: str | None = None
     batchSN: str | None = None
     execTime: str | None = None
-    #: misc info description -> column
+    errorCode: str | None = None
+    errorMessage: str | None = None
+    #: misc info description -> column (or key)
     miscInfos: dict[str, str] = attrs.field(factory=dict)
+
+    def mapped(self) -> Iterator[tuple[str, str]]:
+        """``(field, name)`` of every field mapped (misc infos as ``miscInfos."X"``)."""
+        for field in attrs.fields(HeaderColumns):
+            value = getattr(self, field.name)
+            if field.name == "miscInfos":
+                for description, name in value.items():
+                    yield key_path("miscInfos", description), name
+            elif value is not None:
+                yield field.name, value
 
 
 @attrs.frozen
@@ -165,6 +189,9 @@ _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
 #: Header fields a report cannot do without: neither the station nor pywats can invent them.
 _REQUIRED = ("pn", "sn", "rev")
 
+#: ``encoding`` value that guesses: a byte-order mark, else UTF-8, else cp1252/Latin-1.
+AUTO_ENCODING = "auto"
+
 
 def parse_timezone(name: str) -> tzinfo | None:
     """``local`` (None: the station's zone), ``UTC``, ``+01:00`` or an IANA zone name."""
@@ -189,6 +216,24 @@ def parse_timezone(name: str) -> tzinfo | None:
         ) from None
 
 
+def _word_map(
+    table: Mapping[str, str], key: str, parse: type[Result] | type[Status]
+) -> dict[str, Result | Status]:
+    """``resultMap``/``statusMap`` checked: file text (any case) -> result or status."""
+    out: dict[str, Result | Status] = {}
+    for text, word in table.items():
+        where = key_path(key, text)
+        if not text.strip():
+            raise ArgumentError(where, "the text to match must not be empty")
+        try:
+            out[text.strip().lower()] = (
+                parse_result(word) if parse is Result else parse_status(word)
+            )
+        except ValueError as exc:
+            raise ArgumentError(where, str(exc)) from None
+    return out
+
+
 @attrs.frozen
 class CsvArguments:
     """Arguments of the ``csv`` converter."""
@@ -197,7 +242,7 @@ class CsvArguments:
     mode: Literal["row", "file"] = "row"
     #: The field delimiter, one character (``,`` ``;`` ``\\t`` ...).
     delimiter: str = ","
-    #: Text encoding (``utf-8`` skips a byte-order mark; ``cp1252`` for old Windows tools).
+    #: Text encoding (``cp1252``, ``latin-1`` ...) or ``auto``; a byte-order mark wins.
     encoding: str = "utf-8"
     #: Decimal separator in numbers: ``.`` or ``,``.
     decimal: Literal[".", ","] = "."
@@ -210,7 +255,19 @@ class CsvArguments:
     #: Name of the root sequence.
     sequenceName: str = "MainSequence Callback"
     columns: HeaderColumns = HeaderColumns()
+    #: Header fields from ``Key;Value`` lines: field -> key.
+    keys: HeaderColumns = HeaderColumns()
+    #: What separates a key from its value in those lines (default: the delimiter).
+    keySeparator: str | None = None
     constants: HeaderConstants = HeaderConstants()
+    #: Text of the result (column or key) -> Passed, Failed, Error or Terminated.
+    resultMap: dict[str, str] = attrs.field(factory=dict)
+    #: Text of a status column -> Passed, Failed, Skipped, Done, Error or Terminated.
+    statusMap: dict[str, str] = attrs.field(factory=dict)
+    #: A row with text in its first cell only opens a section (``mode = "file"``).
+    sectionRows: bool = False
+    #: A line whose only text is this ends the data; a file without it is truncated.
+    endLine: str | None = None
     steps: tuple[NumericStep, ...] = ()
 
     def __attrs_post_init__(self) -> None:
@@ -218,10 +275,11 @@ class CsvArguments:
             raise ArgumentError("delimiter", "must be one character, not a quote or newline")
         if self.decimal == self.delimiter:
             raise ArgumentError("decimal", "must differ from the delimiter")
-        try:
-            check_encoding(self.encoding)
-        except ValueError as exc:
-            raise ArgumentError("encoding", str(exc)) from None
+        if self.encoding != AUTO_ENCODING:
+            try:
+                check_encoding(self.encoding)
+            except ValueError as exc:
+                raise ArgumentError("encoding", str(exc)) from None
         if self.skipLines < 0:
             raise ArgumentError("skipLines", "must be 0 or more")
         if self.startFormat != "iso":
@@ -238,147 +296,352 @@ class CsvArguments:
             raise ArgumentError("timezone", str(exc)) from None
         if not 1 <= len(self.sequenceName) <= 200:
             raise ArgumentError("sequenceName", "must be 1 to 200 characters")
+        if self.keySeparator is not None and (
+            not self.keySeparator.strip() or any(c in self.keySeparator for c in '"\r\n')
+        ):
+            raise ArgumentError("keySeparator", "must be visible text, not a quote or newline")
+        if self.endLine is not None and not self.endLine.strip():
+            raise ArgumentError("endLine", "must not be empty")
+        if self.sectionRows and self.mode != "file":
+            raise ArgumentError("sectionRows", 'sections group the steps of a file: mode = "file"')
+        # Parsed (and so checked) now, at start-up; kept for every file.
+        _ = self.result_words, self.status_words
         self._check_header()
 
+    @functools.cached_property
+    def result_words(self) -> dict[str, Result | Status]:
+        """``resultMap`` with its texts in lower case and its words parsed."""
+        return _word_map(self.resultMap, "resultMap", Result)
+
+    @functools.cached_property
+    def status_words(self) -> dict[str, Result | Status]:
+        """``statusMap`` with its texts in lower case and its words parsed."""
+        return _word_map(self.statusMap, "statusMap", Status)
+
+    @functools.cached_property
+    def sources(self) -> dict[str, tuple[bool, str]]:
+        """Header field -> (from a column?, the column or key), for each field mapped."""
+        out = {field: (False, key) for field, key in self.keys.mapped() if "." not in field}
+        out.update(
+            (field, (True, column)) for field, column in self.columns.mapped() if "." not in field
+        )
+        return out
+
+    @property
+    def key_block(self) -> bool:
+        """Whether ``Key;Value`` lines come before the table (``keys`` or ``keySeparator``)."""
+        return self.keySeparator is not None or any(True for _ in self.keys.mapped())
+
+    @property
+    def separator(self) -> str:
+        """What separates a key from its value."""
+        return self.keySeparator if self.keySeparator is not None else self.delimiter
+
     def _check_header(self) -> None:
-        columns, constants = self.columns, self.constants
-        for field in attrs.fields(HeaderConstants):
+        columns, keys, constants = self.columns, self.keys, self.constants
+        for field in attrs.fields(HeaderColumns):
             if field.name == "miscInfos":
                 continue
-            if getattr(constants, field.name) is not None and getattr(columns, field.name):
-                raise ArgumentError(
-                    f"constants.{field.name}",
-                    f"also mapped to a column (columns.{field.name}); give one of them",
+            sources = [
+                f"{table}.{field.name}"
+                for table, value in (
+                    ("columns", getattr(columns, field.name)),
+                    ("keys", getattr(keys, field.name)),
+                    ("constants", getattr(constants, field.name, None)),
                 )
-        for description in constants.miscInfos.keys() & columns.miscInfos.keys():
+                if value is not None
+            ]
+            if len(sources) > 1:
+                raise ArgumentError(sources[-1], f"also mapped as {sources[0]}; give one of them")
+        pairs = (("constants", constants.miscInfos), ("keys", keys.miscInfos))
+        for table, infos in pairs:
+            for description in sorted(infos.keys() & columns.miscInfos.keys()):
+                raise ArgumentError(
+                    key_path(table, "miscInfos", description),
+                    "also mapped to a column (columns.miscInfos); give one of them",
+                )
+        for description in sorted(constants.miscInfos.keys() & keys.miscInfos.keys()):
             raise ArgumentError(
                 key_path("constants", "miscInfos", description),
-                "also mapped to a column (columns.miscInfos); give one of them",
+                "also mapped to a key (keys.miscInfos); give one of them",
             )
         for name in _REQUIRED:
-            if getattr(columns, name) is None and getattr(constants, name) is None:
+            if all(getattr(t, name) is None for t in (columns, keys, constants)):
                 raise ArgumentError(
                     f"columns.{name}",
-                    f"required: map a column (columns.{name}) or set constants.{name}",
+                    f"required: map a column (columns.{name}), a key (keys.{name}) "
+                    f"or set constants.{name}",
                 )
 
 
 class _RowError(Exception):
-    """A problem at a line (and column) of the file; turned into a ConversionError."""
+    """A problem at a line (and column or key) of the file; turned into a ConversionError."""
 
-    def __init__(self, line: int, reason: str, column: str | None = None) -> None:
-        where = f"line {line}" + (f", column {column!r}" if column is not None else "")
-        super().__init__(f"{where}: {reason}")
+    def __init__(
+        self, line: int | None, reason: str, column: str | None = None, *, key: str | None = None
+    ) -> None:
+        parts = [] if line is None else [f"line {line}"]
+        if column is not None:
+            parts.append(f"column {column!r}")
+        if key is not None:
+            parts.append(f"key {key!r}")
+        super().__init__(f"{', '.join(parts)}: {reason}" if parts else reason)
 
 
 @attrs.frozen
-class _Row:
-    """A data row: its line number and its cells by column name."""
+class _Value:
+    """A header value as the file gave it: its text, and where (for messages)."""
 
-    line: int
-    cells: Mapping[str, str]
+    text: str
+    line: int | None
+    column: str | None = None
+    key: str | None = None
+
+    def error(self, reason: str) -> _RowError:
+        return _RowError(self.line, reason, self.column, key=self.key)
+
+
+class _Row:
+    """A data row: its line number and its cells.
+
+    A plain slotted class, not attrs: one is kept per data row in ``mode = "row"``.
+    """
+
+    __slots__ = ("cells", "index", "line")
+
+    def __init__(self, line: int, cells: list[str], index: Mapping[str, int]) -> None:
+        self.line = line
+        self.cells = cells
+        self.index = index
+        """Column name -> its position in the header row (shared by every row)."""
 
     def get(self, column: str) -> str:
-        return self.cells.get(column, "").strip()
+        at = self.index.get(column)
+        cells = self.cells
+        return cells[at].strip() if at is not None and at < len(cells) else ""
 
-    def required(self, column: str, what: str) -> str:
-        value = self.get(column)
-        if not value:
-            raise _RowError(self.line, f"empty, but {what} comes from this column", column)
-        return value
 
-    def number(self, column: str, decimal: str) -> float | None:
-        text = self.get(column)
-        if not text:
-            return None
-        if decimal == ",":
-            text = text.replace(",", ".")
-        try:
-            return parse_float(text)
-        except ValueError as exc:
-            raise _RowError(self.line, str(exc), column) from None
+def _fast_float(text: str) -> float | None:
+    """``float(text)`` when it is what :func:`parse_float` accepts, else None (then that
+    gives the reason). ``float`` alone also takes ``nan``, ``1_000`` and non-ASCII digits."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if "_" in text or not text.isascii() or not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(value: _Value, decimal: str) -> float:
+    text = value.text.strip()
+    if decimal == ",":
+        text = text.replace(",", ".")
+    try:
+        return parse_float(text)
+    except ValueError as exc:
+        raise value.error(str(exc)) from None
+
+
+@attrs.define
+class _Table:
+    """What a file holds: its data (rows, or the steps already made), and its keys."""
+
+    keys: dict[str, _Value]
+    header_line: int | None
+    last_line: int
+    first: _Row | None
+    """The first data row (header fields from columns come from it)."""
+    rows: list[_Row]
+    """Every data row, for ``mode = "row"``; empty for ``file``, whose rows become
+    ``steps`` while the file is read (so a large file is not held twice)."""
+    steps: list[Step]
 
 
 class CsvConverter:
     """Maps the columns of a delimited text file to reports, as the config says."""
 
     name = "csv"
-    version = "1.0"
+    version = "1.1"
     patterns = ("*.csv",)
     Arguments = CsvArguments
+    # Generic delimited text has no markers to sniff: csv takes these names only when no
+    # other converter's sniff claims the file (pywats.converters.sniffing, stage 4).
+    fallback_patterns = ("*.csv", "*.txt")
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per data row (``mode = "row"``) or per file (``mode = "file"``)."""
         args = context.arguments_as(CsvArguments)
         try:
-            text = decode_text(source.data, args.encoding)
+            # A byte-order mark wins over the configured encoding: it is what was written.
+            declared = None if args.encoding == AUTO_ENCODING else args.encoding
+            text = decode_auto(source.data, declared)
         except ValueError as exc:
             raise ConversionError(self.name, str(exc)) from None
         try:
-            rows = _read_rows(text, args)
-            groups = [[row] for row in rows] if args.mode == "row" else [rows]
+            table = _read_table(text, args)
+            groups: list[tuple[_Row | None, list[Step]]]
+            if args.mode == "row":
+                groups = [(row, _StepBuilder(args, row.index).rows([row])) for row in table.rows]
+            else:
+                groups = [(table.first, table.steps)]
             reports = []
-            for group in groups:
-                report = _build_report(group, args, context)
+            for first, steps in groups:
+                report = _build_report(first, steps, table, args, context)
                 try:
                     reports.append(validate(report))
                 except ReportValidationError as exc:
-                    raise ConversionError(
-                        self.name, f"line {group[0].line}: {exc}", path=exc.path
-                    ) from exc
+                    line = first.line if first is not None else table.header_line or 1
+                    raise ConversionError(self.name, f"line {line}: {exc}", path=exc.path) from exc
         except _RowError as exc:
             raise ConversionError(self.name, str(exc)) from None
         return reports
 
 
-def _lines(text: str, skip: int) -> Iterator[str]:
+def _only_text(cells: list[str]) -> str | None:
+    """The text of a row with text in its first cell only, else None."""
+    first = cells[0].strip() if cells else ""
+    if not first or (len(cells) > 1 and "".join(cells[1:]).strip()):
+        return None
+    return first
+
+
+def _split_key(text: str, separator: str) -> tuple[str, str] | None:
+    """``Key = Value`` split at the separator; None when the line holds none.
+
+    When the separator occurs more than once, the first one with a blank beside it wins:
+    ``Overall Status (Pass=0,Fail=1) = 0`` is the key ``Overall Status (Pass=0,Fail=1)``.
+    """
+    first = text.find(separator)
+    if first < 0:
+        return None
+    at = first
+    position = first
+    while position >= 0:
+        before = text[position - 1 : position]
+        after = text[position + len(separator) : position + len(separator) + 1]
+        if before.isspace() or after.isspace():
+            at = position
+            break
+        position = text.find(separator, position + len(separator))
+    key, value = text[:at].strip(), text[at + len(separator) :].strip()
+    return (key, value) if key else None
+
+
+def _key_line(cells: list[str], args: CsvArguments) -> tuple[str, str] | None:
+    """The ``(key, value)`` a line of the key block holds, or None (a title, a blank)."""
+    delimiter = args.delimiter
+    if args.separator == delimiter:
+        if len(cells) < 2 or not cells[0].strip():
+            return None
+        rest = cells[1:]
+        while rest and not rest[-1].strip():
+            rest.pop()
+        return cells[0].strip(), delimiter.join(rest).strip()
+    return _split_key(delimiter.join(cells).strip(), args.separator)
+
+
+def _read_table(text: str, args: CsvArguments) -> _Table:
     stream = io.StringIO(text, newline="")
-    for _ in range(skip):
+    for _ in range(args.skipLines):
         if not stream.readline():
             break
-    yield from stream
-
-
-def _read_rows(text: str, args: CsvArguments) -> list[_Row]:
-    reader = csv.reader(_lines(text, args.skipLines), delimiter=args.delimiter, strict=True)
+    reader = csv.reader(stream, delimiter=args.delimiter, strict=True)
+    skipped = args.skipLines
+    block = args.key_block
+    wanted = {column for _, column in _mapped_columns(args)}
+    # Footer keys only where a key line cannot be mistaken for a table row.
+    footer_keys = block and args.separator != args.delimiter
+    end_line = args.endLine.strip() if args.endLine is not None else None
+    sections = args.sectionRows
+    special = footer_keys or sections or end_line is not None
     header: list[str] | None = None
-    header_line = 0
+    header_line: int | None = None
+    index: dict[str, int] = {}
+    width = 0
     rows: list[_Row] = []
+    by_row = args.mode == "row"
+    first: _Row | None = None
+    builder = _StepBuilder(args, index)
+    keys: dict[str, _Value] = {}
+    ended = False
+    line = skipped
     try:
         for cells in reader:
-            line = reader.line_num + args.skipLines
-            if not any(c.strip() for c in cells):
-                continue
+            line = reader.line_num + skipped
+            if not cells or (not cells[0].strip() and not "".join(cells).strip()):
+                continue  # a blank line (or only delimiters)
             if header is None:
+                if block and (not wanted or not wanted <= {c.strip() for c in cells}):
+                    # Still in the Key;Value block: the table starts at the first row that
+                    # holds every column the arguments name.
+                    pair = _key_line(cells, args)
+                    if pair is not None:
+                        keys[pair[0]] = _Value(pair[1], line, key=pair[0])
+                    continue
                 header = [c.strip() for c in cells]
                 header_line = line
                 _check_header(header, header_line, args)
+                width = len(header)
+                for at, name in enumerate(header):
+                    index.setdefault(name, at)
+                builder = _StepBuilder(args, index)
                 continue
-            if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+            if special:
+                only = _only_text(cells)
+                if only is not None:
+                    if only == end_line:
+                        ended = True
+                        break
+                    if footer_keys and args.separator in only:
+                        pair = _split_key(only, args.separator)
+                        if pair is not None:
+                            keys[pair[0]] = _Value(pair[1], line, key=pair[0])  # footer wins
+                            continue
+                    if sections:
+                        builder.section(only)
+                        continue
+            if len(cells) > width and "".join(cells[width:]).strip():
                 raise _RowError(
                     line,
-                    f"{len(cells)} fields, but the header row (line {header_line}) "
-                    f"has {len(header)}",
+                    f"{len(cells)} fields, but the header row (line {header_line}) has {width}",
                 )
-            rows.append(_Row(line, dict(zip(header, cells, strict=False))))
+            if first is None:
+                first = _Row(line, cells, index)
+            if by_row:
+                rows.append(_Row(line, cells, index))
+            else:
+                builder.add(cells, line)
     except csv.Error as exc:
-        raise _RowError(reader.line_num + args.skipLines, f"not valid CSV: {exc}") from None
-    if header is None:
+        raise _RowError(reader.line_num + skipped, f"not valid CSV: {exc}") from None
+    if header is None and not (block and not wanted):
+        if block:
+            shown = ", ".join(repr(c) for c in sorted(wanted))
+            raise _RowError(
+                None,
+                f"no table header row: none of its {line} lines holds every mapped "
+                f"column ({shown})",
+            )
         raise _RowError(args.skipLines + 1, "the file has no header row (it is empty)")
-    if not rows:
-        raise _RowError(header_line, "the file has a header row but no data rows")
-    return rows
+    if args.endLine is not None and not ended:
+        raise _RowError(
+            line,
+            f"the file ends without its {args.endLine.strip()!r} line (endLine): it is cut short",
+        )
+    if first is None and (by_row or not block or wanted - _step_columns(args)):
+        # One report per row needs rows; so do header fields taken from a column.
+        raise _RowError(header_line or line, "the file has a header row but no data rows")
+    return _Table(keys, header_line, line, first, rows, [] if by_row else builder.finish())
+
+
+def _step_columns(args: CsvArguments) -> set[str]:
+    return {column for key, column in _mapped_columns(args) if key.startswith("steps[")}
 
 
 def _mapped_columns(args: CsvArguments) -> Iterator[tuple[str, str]]:
     """(config key, column) for every column the arguments refer to."""
-    for field in attrs.fields(HeaderColumns):
-        value = getattr(args.columns, field.name)
-        if field.name == "miscInfos":
-            for description, column in value.items():
-                yield key_path("columns", "miscInfos", description), column
-        elif value is not None:
-            yield f"columns.{field.name}", value
+    for name, column in args.columns.mapped():
+        yield f"columns.{name}", column
     for index, step in enumerate(args.steps):
         for field in attrs.fields(NumericStep):
             value = getattr(step, field.name)
@@ -401,12 +664,65 @@ def _check_header(header: list[str], line: int, args: CsvArguments) -> None:
             raise _RowError(line, f"column {column!r} ({key}) appears twice in the header row")
 
 
-def _start(row: _Row, args: CsvArguments) -> tuple[str, str]:
-    """``start`` and ``startUTC`` from the start column (now when none is mapped)."""
-    column = args.columns.start
-    if column is None:
+@attrs.frozen
+class _Header:
+    """Where the header fields of one report come from: its first row and the file's keys."""
+
+    row: _Row | None
+    table: _Table
+    args: CsvArguments
+
+    def value(self, field: str) -> _Value | None:
+        """The field's text from its column or key; None when not mapped or not there."""
+        source = self.args.sources.get(field)
+        if source is None:
+            return None
+        from_column, name = source
+        if from_column:
+            if self.row is None:
+                return None
+            return _Value(self.row.get(name), self.row.line, name)
+        return self.table.keys.get(name)
+
+    def required(self, field: str) -> _Value:
+        """The field's non-empty text; the error names the column or key that lacks it."""
+        found = self.value(field)
+        if found is None:
+            key = getattr(self.args.keys, field)
+            raise _RowError(None, f"the file has no line with the key {key!r} (keys.{field})")
+        if not found.text:
+            what = "column" if found.column is not None else "key"
+            raise found.error(f"empty, but {field} comes from this {what}")
+        return found
+
+    def text(self, field: str, *, required: bool = False) -> str | None:
+        """A text field from its column, key or constant."""
+        source = self.args.sources.get(field)
+        if source is None:
+            constant: str | None = getattr(self.args.constants, field, None)
+            return constant
+        if required:
+            return self.required(field).text
+        from_column, name = source
+        if from_column:
+            text = self.row.get(name) if self.row is not None else ""
+        else:
+            found = self.table.keys.get(name)
+            text = found.text if found is not None else ""
+        return text or None
+
+    def present(self, field: str) -> _Value | None:
+        """The field's value when it is mapped and not empty."""
+        found = self.value(field)
+        return found if found is not None and found.text else None
+
+
+def _start(header: _Header, args: CsvArguments) -> tuple[str, str]:
+    """``start`` and ``startUTC`` from the start column or key (now when none is mapped)."""
+    if args.columns.start is None and args.keys.start is None:
         return start_fields(now())
-    text = row.required(column, "start")
+    value = header.required("start")
+    text = value.text
     try:
         if args.startFormat == "iso":
             parsed = datetime.fromisoformat(text)
@@ -414,33 +730,94 @@ def _start(row: _Row, args: CsvArguments) -> tuple[str, str]:
             parsed = datetime.strptime(text, args.startFormat)
     except ValueError:
         expected = "an ISO 8601 date-time" if args.startFormat == "iso" else args.startFormat
-        raise _RowError(row.line, f"{text!r} does not match {expected}", column) from None
+        raise value.error(f"{text!r} does not match {expected}") from None
     try:
         if parsed.tzinfo is None:
             zone = parse_timezone(args.timezone)
-            parsed = parsed.astimezone() if zone is None else parsed.replace(tzinfo=zone)
+            # No zone written: the station's local time at that date, or the configured zone.
+            parsed = station_time(parsed) if zone is None else parsed.replace(tzinfo=zone)
         return start_fields(parsed)
     except (OverflowError, ValueError, OSError):
-        raise _RowError(row.line, f"{text!r} is out of range", column) from None
+        raise value.error(f"{text!r} is out of range") from None
 
 
-def _text(row: _Row, field: str, args: CsvArguments, *, required: bool = False) -> str | None:
-    column = getattr(args.columns, field)
-    if column is not None:
-        return row.required(column, field) if required else (row.get(column) or None)
-    constant: str | None = getattr(args.constants, field)
-    return constant
+def _mapped_word(
+    value: _Value, table: Mapping[str, str], words: Mapping[str, Result | Status], what: str
+) -> Result | Status:
+    """The result or status a cell or key means: its ``what`` map first, then the words."""
+    text = value.text.strip()
+    found = words.get(text.lower())
+    if found is not None:
+        return found
+    try:
+        return parse_result(text) if what == "resultMap" else parse_status(text)
+    except ValueError as exc:
+        if not words:
+            raise value.error(str(exc)) from None
+        known = ", ".join(repr(t) for t in table)
+        raise value.error(f"{text!r} is neither in {what} ({known}) nor a status word") from None
 
 
-def _step(row: _Row, spec: NumericStep, step_id: int, decimal: str) -> Step:
-    name = row.required(spec.nameColumn, "the step name") if spec.nameColumn else spec.step_name
+class _StepPlan:
+    """Where one ``steps`` entry finds its cells in this file's rows (header positions)."""
+
+    __slots__ = ("high", "low", "name", "spec", "status", "unit", "value")
+
+    def __init__(self, spec: NumericStep, index: Mapping[str, int]) -> None:
+        def at(column: str | None) -> int:
+            # -1: not mapped (a constant, or nothing); every mapped column is in the header.
+            return index.get(column, -1) if column is not None else -1
+
+        self.spec = spec
+        self.value = at(spec.valueColumn)
+        self.name = at(spec.nameColumn)
+        self.low = at(spec.lowColumn)
+        self.high = at(spec.highColumn)
+        self.unit = at(spec.unitColumn)
+        self.status = at(spec.statusColumn)
+
+
+def _cell(cells: list[str], at: int) -> str:
+    return cells[at].strip() if 0 <= at < len(cells) else ""
+
+
+def _cell_number(
+    cells: list[str], at: int, line: int, column: str | None, decimal: str
+) -> float | None:
+    text = cells[at].strip() if 0 <= at < len(cells) else ""
+    if not text:
+        return None
+    value = _fast_float(text.replace(",", ".") if decimal == "," else text)
+    if value is None:
+        return _number(_Value(text, line, column), decimal)  # raises, with the reason
+    return value
+
+
+def _step(cells: list[str], line: int, plan: _StepPlan, step_id: int, args: CsvArguments) -> Step:
+    spec = plan.spec
+    decimal = args.decimal
+    if plan.name >= 0:
+        name = _cell(cells, plan.name)
+        if not name:
+            raise _RowError(
+                line, "empty, but the step name comes from this column", spec.nameColumn
+            )
+    else:
+        name = spec.step_name
     status: Status | None = None
-    if spec.statusColumn is not None and row.get(spec.statusColumn):
-        try:
-            status = parse_status(row.get(spec.statusColumn))
-        except ValueError as exc:
-            raise _RowError(row.line, str(exc), spec.statusColumn) from None
-    value = row.number(spec.valueColumn, decimal)
+    text = _cell(cells, plan.status) if plan.status >= 0 else ""
+    if text:
+        words = args.status_words
+        found = words.get(text.lower()) if words else None
+        if found is None:
+            try:
+                found = parse_status(text)
+            except ValueError:
+                cell = _Value(text, line, spec.statusColumn)
+                found = _mapped_word(cell, args.statusMap, words, "statusMap")  # raises
+        assert isinstance(found, Status)
+        status = found
+    value = _cell_number(cells, plan.value, line, spec.valueColumn, decimal)
     if value is None:
         # Nothing measured (the tester stopped early): the step is there, skipped.
         return Step(
@@ -450,16 +827,32 @@ def _step(row: _Row, spec: NumericStep, step_id: int, decimal: str) -> Step:
             name=name,
             status=status or Status.SKIPPED,
         )
-    low = row.number(spec.lowColumn, decimal) if spec.lowColumn else spec.low
-    high = row.number(spec.highColumn, decimal) if spec.highColumn else spec.high
+    if plan.low >= 0:
+        low = _cell_number(cells, plan.low, line, spec.lowColumn, decimal)
+    else:
+        low = spec.low
+    if plan.high >= 0:
+        high = _cell_number(cells, plan.high, line, spec.highColumn, decimal)
+    else:
+        high = spec.high
     try:
         comp_op, low, high = encode_limits(spec.compOp, low, high)
     except ValueError as exc:
         column = spec.lowColumn or spec.highColumn or spec.valueColumn
-        raise _RowError(row.line, f"step {name!r}: {exc}", column) from None
+        raise _RowError(line, f"step {name!r}: {exc}", column) from None
     if status is None:
-        status = Status.PASSED if comp_op.evaluate(value, low, high) else Status.FAILED
-    unit = (row.get(spec.unitColumn) or None) if spec.unitColumn else spec.unit
+        # The inferred operators inline (CompOp.evaluate is general, and slow per row);
+        # the value is finite and every limit the operator needs is there (encode_limits).
+        if comp_op is CompOp.GELE and low is not None and high is not None:
+            passed = low <= value <= high
+        elif comp_op is CompOp.GE and low is not None:
+            passed = value >= low
+        elif comp_op is CompOp.LE and low is not None:
+            passed = value <= low
+        else:
+            passed = comp_op.evaluate(value, low, high)
+        status = Status.PASSED if passed else Status.FAILED
+    unit = (_cell(cells, plan.unit) or None) if plan.unit >= 0 else spec.unit
     measurement = NumericMeasurement(
         comp_op=comp_op, value=value, low_limit=low, high_limit=high, unit=unit, status=status
     )
@@ -473,53 +866,120 @@ def _step(row: _Row, spec: NumericStep, step_id: int, decimal: str) -> Step:
     )
 
 
-def _build_report(rows: list[_Row], args: CsvArguments, context: ConversionContext) -> Report:
-    first = rows[0]
-    columns, constants = args.columns, args.constants
-    steps: list[Step] = []
-    for row in rows:
-        for spec in args.steps:
-            steps.append(_step(row, spec, len(steps) + 2, args.decimal))
+class _StepBuilder:
+    """The steps of a report, made row by row; a section row opens a sequence that holds
+    the steps after it (until the next section)."""
+
+    def __init__(self, args: CsvArguments, index: Mapping[str, int]) -> None:
+        self.args = args
+        self.plans = [_StepPlan(spec, index) for spec in args.steps]
+        self.top: list[Step | tuple[int, str, list[Step]]] = []
+        self.current: list[Step] | None = None
+        self.next_id = 2  # the root is 1; ids follow the order of the file (depth first)
+
+    def section(self, name: str) -> None:
+        self.current = []
+        self.top.append((self.next_id, name, self.current))
+        self.next_id += 1
+
+    def add(self, cells: list[str], line: int) -> None:
+        into = self.top if self.current is None else self.current
+        for plan in self.plans:
+            into.append(_step(cells, line, plan, self.next_id, self.args))
+            self.next_id += 1
+
+    def rows(self, rows: list[_Row]) -> list[Step]:
+        for row in rows:
+            self.add(row.cells, row.line)
+        return self.finish()
+
+    def finish(self) -> list[Step]:
+        out: list[Step] = []
+        for item in self.top:
+            if isinstance(item, Step):
+                out.append(item)
+                continue
+            step_id, name, children = item
+            out.append(
+                Step(
+                    id=step_id,
+                    group=StepGroup.MAIN,
+                    step_type="SequenceCall",
+                    name=name,
+                    status=worst_status(s.status for s in children),
+                    seq_call=SequenceCallInfo(path=name, name=name),
+                    steps=children,
+                )
+            )
+        return out
+
+
+def _build_report(
+    first: _Row | None,
+    steps: list[Step],
+    table: _Table,
+    args: CsvArguments,
+    context: ConversionContext,
+) -> Report:
+    header = _Header(first, table, args)
+    constants = args.constants
     root_status = worst_status(s.status for s in steps)
     result = result_of(root_status)
-    if columns.result is not None and first.get(columns.result):
-        # An empty result cell means the tester left the verdict to us: computed above.
-        try:
-            result = parse_result(first.get(columns.result))
-        except ValueError as exc:
-            raise _RowError(first.line, str(exc), columns.result) from None
+    given = header.present("result")
+    if given is not None:
+        # An empty (or missing) result means the tester left the verdict to us: computed.
+        found = _mapped_word(given, args.resultMap, args.result_words, "resultMap")
+        assert isinstance(found, Result)
+        result = found
     process_code = constants.processCode if constants.processCode is not None else 10
-    if columns.processCode is not None:
+    if args.columns.processCode is not None or args.keys.processCode is not None:
+        value = header.required("processCode")
         try:
-            process_code = parse_int(first.required(columns.processCode, "processCode"))
+            process_code = parse_int(value.text)
         except ValueError as exc:
-            raise _RowError(first.line, str(exc), columns.processCode) from None
-    exec_time = first.number(columns.execTime, args.decimal) if columns.execTime else None
+            raise value.error(str(exc)) from None
+    found_time = header.present("execTime")
+    exec_time = _number(found_time, args.decimal) if found_time is not None else None
+    error_code: int | None = None
+    found_code = header.present("errorCode")
+    if found_code is not None:
+        try:
+            error_code = parse_int(found_code.text)
+        except ValueError as exc:
+            raise found_code.error(str(exc)) from None
     misc = [MiscInfo(description=d, text=t) for d, t in constants.miscInfos.items()]
-    for description, column in columns.miscInfos.items():
-        if first.get(column):
-            misc.append(MiscInfo(description=description, text=first.get(column)))
-    start, start_utc = _start(first, args)
+    for mapping, of_row in ((args.columns.miscInfos, True), (args.keys.miscInfos, False)):
+        for description, name in mapping.items():
+            if of_row:
+                text = header.row.get(name) if header.row is not None else ""
+            else:
+                key = table.keys.get(name)
+                text = key.text if key is not None else ""
+            if text:
+                misc.append(MiscInfo(description=description, text=text))
+    start, start_utc = _start(header, args)
     station = context.station
     return Report(
         type=ReportType.UUT,
         id=new_report_id(),
-        pn=_text(first, "pn", args, required=True) or "",
-        sn=_text(first, "sn", args, required=True) or "",
-        rev=_text(first, "rev", args, required=True) or "",
+        pn=header.text("pn", required=True) or "",
+        sn=header.text("sn", required=True) or "",
+        rev=header.text("rev", required=True) or "",
         process_code=process_code,
         result=result,
-        machine_name=_text(first, "machineName", args) or station.machine_name,
-        location=_text(first, "location", args) or station.location,
-        purpose=_text(first, "purpose", args) or station.purpose,
+        machine_name=header.text("machineName") or station.machine_name,
+        location=header.text("location") or station.location,
+        purpose=header.text("purpose") or station.purpose,
         start=start,
         start_utc=start_utc,
         uut=UUTInfo(
-            user=_text(first, "operator", args),
-            comment=_text(first, "comment", args),
-            fixture_id=_text(first, "fixtureId", args),
-            batch_sn=_text(first, "batchSN", args),
+            user=header.text("operator"),
+            comment=header.text("comment"),
+            fixture_id=header.text("fixtureId"),
+            batch_sn=header.text("batchSN"),
             exec_time=exec_time,
+            error_code=error_code,
+            error_message=_text_only(header, "errorMessage"),
         ),
         misc_infos=misc or None,
         root=Step(
@@ -532,3 +992,9 @@ def _build_report(rows: list[_Row], args: CsvArguments, context: ConversionConte
             steps=steps,
         ),
     )
+
+
+def _text_only(header: _Header, field: str) -> str | None:
+    """A text field that has no constant (``errorMessage``)."""
+    found = header.present(field)
+    return found.text if found is not None else None
