@@ -20,6 +20,19 @@ Rules every function here keeps:
 * **Touch only what was read.** Callers pass the :class:`FileSig` (size, mtime, inode) the
   file had when it was read; if the file has changed since, :class:`SourceChanged` is
   raised and nothing is touched, so content that was never converted is never moved away.
+
+A file may have **companions** (files or folders beside it that make one unit with it:
+Klippel's result folder beside its header). :func:`companion_state` and
+:func:`read_companions` look at and read them; :func:`move_group`, :func:`reject_group`
+and :func:`delete_group` file them together with their file, under one number
+(``X.txt`` and ``X/`` become ``X.1.txt`` and ``X.1/`` when the names are taken), and in
+an order that lets a restart finish an interrupted move: the file's old name is removed
+last, so while anything of the group is left in the watch folder, so is the file, and
+filing it again moves what is left and skips (or finishes) what was moved. A folder is
+renamed on one file system, and across file systems copied to a hidden temporary name,
+``fsync``-ed, renamed into place, and only then removed from the watch folder (renamed
+to a hidden ``.<name>.pywats-gone`` first, so a removal cut short leaves only a hidden
+folder, which is never taken and may be deleted).
 """
 
 from __future__ import annotations
@@ -40,20 +53,30 @@ import attrs
 
 __all__ = [
     "SIDECAR_SUFFIX",
+    "CompanionChanged",
+    "Companions",
+    "CompanionsTooLarge",
     "FileSig",
+    "Member",
     "Placed",
     "SourceChanged",
     "SourceData",
     "TooBig",
+    "companion_name",
+    "companion_state",
     "delete_file",
+    "delete_group",
     "ensure_dir",
     "file_sig",
     "fsync_dir",
     "move_file",
     "move_files",
+    "move_group",
     "numbered",
+    "read_companions",
     "read_source",
     "reject_file",
+    "reject_group",
 ]
 
 SIDECAR_SUFFIX = ".error.txt"
@@ -314,6 +337,8 @@ class _Linked:
     source: Path
     staged: Path
     renamed: bool
+    number: int = 0
+    """The ``n`` of its new name (:func:`numbered`), which its companions' names share."""
 
 
 def _place(
@@ -352,7 +377,13 @@ def _link(
     *,
     expect: FileSig | None,
     sidecar_text: str | None,
+    companions: Sequence[str] = (),
 ) -> _Linked:
+    """Give ``source`` its new name in ``directory`` (the old name stays, see _finish).
+
+    With ``companions``, the number chosen also leaves their names free
+    (:func:`companion_name`), so the file and its companions are filed under one number.
+    """
     ensure_dir(directory)
     _check_unchanged(source, expect)
     source_st = os.lstat(source)
@@ -372,7 +403,10 @@ def _link(
                 if sidecar_text is not None and not os.path.lexists(side):
                     _create_exclusive(side, sidecar_text)
                 placed = Placed(target, side if sidecar_text is not None else None)
-                return _Linked(placed, source, source, renamed=False)
+                return _Linked(placed, source, source, renamed=False, number=n)
+            if any(os.path.lexists(directory / companion_name(c, name, n)) for c in companions):
+                n += 1  # a companion's name is taken: the whole group takes the next number
+                continue
             if sidecar_text is not None and sidecar is None:
                 # Both names must be free. The sidecar is claimed and written (fsync-ed)
                 # first, so a file in the error folder always has its explanation beside
@@ -402,7 +436,7 @@ def _link(
         if staged is not source:
             _unlink_quietly(staged)
         raise
-    return _Linked(Placed(target, sidecar), source, staged, renamed)
+    return _Linked(Placed(target, sidecar), source, staged, renamed, number=n)
 
 
 def move_file(
@@ -479,3 +513,470 @@ def delete_file(source: Path, *, expect: FileSig | None = None) -> None:
     _check_unchanged(source, expect)
     os.unlink(source)
     fsync_dir(source.parent)
+
+
+# --- Companions: files and folders filed together with the file they belong to ----------
+
+_GONE_SUFFIX = ".pywats-gone"
+
+
+class Member(NamedTuple):
+    """One entry of a file's companions: a file, a folder, or anything else (a symlink)."""
+
+    rel: str
+    """Its path relative to the folder of the file it belongs with, ``/``-separated."""
+    kind: str
+    """``file``, ``dir`` or ``other`` (symlinks and special files: moved along, not read)."""
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@attrs.frozen
+class Companions:
+    """What a file's companions were when looked at: every member, and the ones missing.
+
+    Two looks are equal when nothing was added, removed, resized or touched in between,
+    which is what "still the same" means for reading them and for filing them away.
+    """
+
+    folder: Path
+    """The folder of the file they belong with (and theirs)."""
+    names: tuple[str, ...]
+    """The companions' names, as the converter named them."""
+    members: tuple[Member, ...]
+    """Every entry under every companion that exists, sorted by ``rel``."""
+    missing: tuple[str, ...]
+    """The companions that do not exist."""
+
+    @property
+    def files(self) -> int:
+        """How many regular files the companions hold."""
+        return sum(1 for m in self.members if m.kind == "file")
+
+    @property
+    def size(self) -> int:
+        """The bytes of every regular file together."""
+        return sum(m.size for m in self.members if m.kind == "file")
+
+    @property
+    def newest_mtime_ns(self) -> int:
+        """The latest modification time of any member (0 when there is none)."""
+        return max((m.mtime_ns for m in self.members), default=0)
+
+
+class CompanionsTooLarge(Exception):
+    """The companions hold more members or bytes than allowed; they were not read."""
+
+
+class CompanionChanged(Exception):
+    """A companion changed while it was being read; look again later."""
+
+
+def companion_name(companion: str, name: str, n: int) -> str:
+    """The name ``companion`` is filed under when the file it belongs with is filed as
+    ``numbered(name, n)``: they keep their common start (``X.txt`` and ``X/`` become
+    ``X.1.txt`` and ``X.1/``), so they still belong together in the done folder."""
+    if n == 0:
+        return companion
+    stem, dot, _ = name.rpartition(".")
+    prefix = stem if dot and stem else name
+    if companion.startswith(prefix):
+        return f"{prefix}.{n}{companion[len(prefix) :]}"
+    return numbered(companion, n)
+
+
+def _member(rel: str, st: os.stat_result) -> Member:
+    if stat.S_ISREG(st.st_mode):
+        kind = "file"
+    elif stat.S_ISDIR(st.st_mode):
+        kind = "dir"
+    else:
+        kind = "other"
+    return Member(rel, kind, st.st_size if kind == "file" else 0, st.st_mtime_ns, st.st_ino)
+
+
+def companion_state(folder: Path, names: Sequence[str], max_members: int) -> Companions:
+    """Look at the companions ``names`` in ``folder`` (no symlink is followed).
+
+    Raises:
+        CompanionsTooLarge: they hold more than ``max_members`` files and folders (the
+            listing stops there).
+        OSError: a companion cannot be listed.
+    """
+    members: list[Member] = []
+    missing: list[str] = []
+    for name in names:
+        path = folder / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            missing.append(name)
+            continue
+        members.append(_member(name, st))
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        stack = [(path, name)]
+        while stack:
+            directory, rel = stack.pop()
+            try:
+                listing = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed (or replaced) while we looked: the next look differs
+            with listing as entries:
+                for entry in entries:
+                    try:
+                        entry_st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed while we looked: the next look differs anyway
+                    member = _member(f"{rel}/{entry.name}", entry_st)
+                    members.append(member)
+                    if len(members) > max_members:
+                        raise CompanionsTooLarge(
+                            f"its companions hold more than {max_members} files and folders"
+                        )
+                    if member.kind == "dir":
+                        stack.append((Path(entry.path), member.rel))
+    members.sort(key=lambda m: m.rel)
+    return Companions(folder, tuple(names), tuple(members), tuple(missing))
+
+
+def read_companions(state: Companions, max_bytes: int) -> dict[str, bytes]:
+    """The bytes of every regular file of ``state``, keyed by ``Member.rel``.
+
+    Raises:
+        CompanionsTooLarge: the files hold more than ``max_bytes`` together (not read).
+        CompanionChanged: a file is not what ``state`` saw (rewritten, gone, replaced).
+        OSError: a file cannot be opened or read (permissions).
+    """
+    total = state.size
+    if total > max_bytes:
+        raise CompanionsTooLarge(
+            f"its companions hold {total} bytes, more than the limit ({max_bytes})"
+        )
+    out: dict[str, bytes] = {}
+    for member in state.members:
+        if member.kind != "file":
+            continue
+        path = state.folder / member.rel
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise CompanionChanged(f"{member.rel} is gone") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink swapped in since the listing
+                raise CompanionChanged(f"{member.rel} was replaced") from None
+            raise
+        with open(fd, "rb", closefd=True) as f:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
+                member.size,
+                member.mtime_ns,
+                member.inode,
+            ) or not stat.S_ISREG(st.st_mode):
+                raise CompanionChanged(f"{member.rel} changed")
+            data = f.read(member.size + 1)
+        if len(data) != member.size:
+            raise CompanionChanged(f"{member.rel} changed while it was read")
+        out[member.rel] = data
+    return out
+
+
+def _check_companions(folder: Path, names: Sequence[str], expect: Companions | None) -> None:
+    """SourceChanged (naming the first companion that differs) unless they are as read."""
+    if expect is None:
+        return
+    try:
+        now = companion_state(folder, names, len(expect.members) + 1)
+    except CompanionsTooLarge:
+        now = None  # more members than were read: changed
+    if now is not None and (now.members, now.missing) == (expect.members, expect.missing):
+        return
+    changed = names[0] if names else folder.name
+    if now is not None:
+        before = {m.rel: m for m in expect.members}
+        after = {m.rel: m for m in now.members}
+        differ = [r for r in sorted(set(before) | set(after)) if before.get(r) != after.get(r)]
+        # Name the file that changed, rather than the folder it changed in.
+        files = [r for r in differ if (after.get(r) or before[r]).kind != "dir"]
+        changed = (files or differ or [changed])[0]
+    raise SourceChanged(folder / changed, gone=False)
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    """Whether folder ``b`` is a complete copy of folder ``a`` (names, sizes, mtimes, bytes)."""
+    try:
+        left = companion_state(a.parent, [a.name], 1_000_000)
+        right = companion_state(b.parent, [b.name], 1_000_000)
+    except (CompanionsTooLarge, OSError):
+        return False
+
+    def shape(state: Companions, name: str) -> list[tuple[str, str, int, int]]:
+        cut = len(name)
+        # Folder mtimes are not kept by a copy that fills them; file mtimes are.
+        return [
+            (m.rel[cut:], m.kind, m.size, m.mtime_ns if m.kind == "file" else 0)
+            for m in state.members
+        ]
+
+    if shape(left, a.name) != shape(right, b.name):
+        return False
+    try:
+        return all(
+            _same_bytes(a.parent / m.rel, b / m.rel[len(a.name) + 1 :])
+            for m in left.members
+            if m.kind == "file"
+        )
+    except OSError:
+        return False
+
+
+def _rename_no_clobber(source: Path, target: Path) -> None:
+    """Rename ``source`` (a folder) to ``target``; FileExistsError if ``target`` exists.
+
+    ``rename`` would replace an empty folder (and fails on a non-empty one), so the check
+    and the rename run under the process-wide lock, as the file fallback does.
+    """
+    with _rename_lock:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target))
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+            raise
+
+
+def _copy_tree_to_temp(source: Path, directory: Path) -> Path:
+    """A durable copy of folder ``source`` under a hidden temporary name in ``directory``."""
+    temp = directory / f".{source.name}.{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}"
+    try:
+        os.mkdir(temp)
+        folders = [(source, temp)]
+        stack = [(source, temp)]
+        while stack:
+            src, dst = stack.pop()
+            with os.scandir(src) as entries:
+                for entry in entries:
+                    target = dst / entry.name
+                    if entry.is_symlink():
+                        os.symlink(os.readlink(entry.path), target)
+                    elif entry.is_dir(follow_symlinks=False):
+                        os.mkdir(target)
+                        folders.append((Path(entry.path), target))
+                        stack.append((Path(entry.path), target))
+                    elif entry.is_file(follow_symlinks=False):
+                        with open(entry.path, "rb") as fsrc, open(target, "xb") as fdst:
+                            shutil.copyfileobj(fsrc, fdst, 1024 * 1024)
+                            fdst.flush()
+                            os.fsync(fdst.fileno())
+                        shutil.copystat(entry.path, target)  # keep the tester's mtime
+                    # FIFOs, sockets, devices: nothing to copy
+        for src, dst in reversed(folders):  # deepest first: their entries are all made
+            fsync_dir(dst)
+            shutil.copystat(src, dst)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return temp
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove folder ``path``: first renamed to a hidden name, so a removal cut short by a
+    crash leaves a hidden folder (never taken), not a half folder under its real name."""
+    hidden = path.with_name(f".{path.name}{_GONE_SUFFIX}")
+    if os.path.lexists(hidden):
+        shutil.rmtree(hidden)  # what an earlier removal of this name left behind
+    os.rename(path, hidden)
+    shutil.rmtree(hidden)
+
+
+@attrs.frozen
+class _MovedCompanion:
+    """A companion with its new name made; ``original`` is removed once that is durable."""
+
+    target: Path
+    original: Path | None
+    is_dir: bool
+
+
+def _move_companion(source: Path, directory: Path, name: str) -> _MovedCompanion:
+    """Give companion ``source`` (file or folder) the name ``name`` in ``directory``, or a
+    numbered one if that is taken by something else. Folders on one file system are
+    renamed at once; across file systems (and for files) the original stays until
+    :func:`_finish_companions`."""
+    st = os.lstat(source)
+    is_dir = stat.S_ISDIR(st.st_mode)
+    staged: Path | None = None
+    k = 0
+    try:
+        while True:
+            target = directory / numbered(name, k)
+            if os.path.lexists(target):
+                # Placed before by a move that was cut off (a crash): finish that move.
+                if staged is None and (
+                    _same_tree(source, target) if is_dir else _placed_before(source, st, target)
+                ):
+                    return _MovedCompanion(target, source, is_dir)
+                k += 1
+                continue
+            try:
+                if is_dir:
+                    _rename_no_clobber(staged or source, target)
+                    renamed = True
+                else:
+                    renamed = _link_no_clobber(staged or source, target)
+            except FileExistsError:
+                k += 1
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EXDEV and staged is None:
+                    if is_dir:
+                        staged = _copy_tree_to_temp(source, directory)
+                    else:
+                        staged = _copy_to_temp(source, directory)
+                    continue
+                raise
+            if staged is not None and not is_dir and not renamed:
+                os.unlink(staged)  # the copy's temporary name (the link is the copy now)
+            gone = renamed and staged is None  # renamed on one file system: nothing left
+            return _MovedCompanion(target, None if gone else source, is_dir)
+    except BaseException:
+        if staged is not None:
+            if is_dir:
+                shutil.rmtree(staged, ignore_errors=True)
+            else:
+                _unlink_quietly(staged)
+        raise
+
+
+def _finish_companions(moved: Sequence[_MovedCompanion]) -> None:
+    """Remove the originals of companions whose new names are durable."""
+    for item in moved:
+        if item.original is None:
+            continue
+        if item.is_dir:
+            _remove_tree(item.original)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(item.original)
+
+
+def _place_group(
+    source: Path,
+    directory: Path,
+    companions: Sequence[str],
+    *,
+    expect: FileSig | None,
+    expect_companions: Companions | None,
+    sidecar_text: str | None,
+) -> Placed:
+    """File ``source`` and its companions into ``directory`` under one number.
+
+    The order makes every crash harmless: the file gets its new name first (its old name
+    stays, so the watch folder still shows it); then each companion is moved; then the
+    folder is fsync-ed; then the originals of companions that were copied (across file
+    systems) are removed; only then is the file's old name removed. Until that last step
+    the file is still in the watch folder, so a restart files it again: it finds its own
+    new name (:func:`_placed_before`), takes the same number, moves the companions left
+    behind, and skips the ones moved already (or removes an original whose copy is
+    complete, :func:`_same_tree`).
+    """
+    folder = source.parent
+    _check_unchanged(source, expect)
+    _check_companions(folder, companions, expect_companions)
+    present = [c for c in companions if os.path.lexists(folder / c)]
+    linked = _link(
+        source, directory, source.name, expect=expect, sidecar_text=sidecar_text, companions=present
+    )
+    moved: list[_MovedCompanion] = []
+    try:
+        for companion in present:
+            new_name = companion_name(companion, source.name, linked.number)
+            moved.append(_move_companion(folder / companion, directory, new_name))
+    finally:
+        # What was moved is made durable even if a later companion failed: the file
+        # stays in the watch folder then, and the next attempt finishes the group.
+        fsync_dir(directory)
+    if any(item.original is not None for item in moved):
+        # Before the file's old name goes: while the file is in the watch folder, a
+        # restart finishes the group; once it is gone, nothing would.
+        _finish_companions(moved)
+    _finish(linked)
+    fsync_dir(folder)
+    return linked.placed
+
+
+def move_group(
+    source: Path,
+    directory: Path,
+    companions: Sequence[str],
+    *,
+    expect: FileSig | None = None,
+    expect_companions: Companions | None = None,
+) -> Path:
+    """:func:`move_file` for a file and its companions (names in its folder), filed under
+    one number; see :func:`_place_group` for why a crash cannot lose or double them.
+
+    With ``expect_companions`` (what was read), :class:`SourceChanged` is raised and
+    nothing is touched if a companion changed since. Companions that are not there (moved
+    by an earlier attempt, or never there) are skipped.
+    """
+    return _place_group(
+        source,
+        directory,
+        companions,
+        expect=expect,
+        expect_companions=expect_companions,
+        sidecar_text=None,
+    ).path
+
+
+def reject_group(
+    source: Path,
+    directory: Path,
+    text: str,
+    companions: Sequence[str],
+    *,
+    expect: FileSig | None = None,
+    expect_companions: Companions | None = None,
+) -> Placed:
+    """:func:`reject_file` for a file and its companions: all three (file, sidecar,
+    companions) under one number in the error folder."""
+    return _place_group(
+        source,
+        directory,
+        companions,
+        expect=expect,
+        expect_companions=expect_companions,
+        sidecar_text=text,
+    )
+
+
+def delete_group(
+    source: Path,
+    companions: Sequence[str],
+    *,
+    expect: FileSig | None = None,
+    expect_companions: Companions | None = None,
+) -> None:
+    """:func:`delete_file` for a file and its companions: the companions go first, the
+    file last, so a crash in between leaves the file, which is deleted again (its hash is
+    queued) with whatever is left of them."""
+    folder = source.parent
+    _check_unchanged(source, expect)
+    _check_companions(folder, companions, expect_companions)
+    for companion in companions:
+        path = folder / companion
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            _remove_tree(path)
+        else:
+            os.unlink(path)
+    fsync_dir(folder)
+    os.unlink(source)
+    fsync_dir(folder)

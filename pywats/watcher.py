@@ -27,6 +27,16 @@ some names (the pipeline does this when a folder entry is switched off or on). T
 bookkeeping carries over, so a path in flight across the restart is not sent twice; the
 files a later run finds at its start settle like files a rescan finds.
 
+Companions: a file may have companions, files or folders beside it that belong with
+it (a Klippel header and its result folder), named by the ``companions`` callable the
+watcher is given. They are the pipeline's to read and file with their file, never inputs
+of their own: a companion (and, in a recursive watch, everything inside a companion
+folder) is not sent, not settled and not descended into while the file it belongs with
+is in its folder; every scan listing, event batch and settled file is checked against
+the files beside it. Without ``recursive`` a folder is never an input anyway. (A file
+inside a folder written and closed before the file that claims the folder appears is a
+file like any other until then: give such a folder's contents names no entry takes.)
+
 Directory listings and every ``stat`` (of scans, of inotify events and at release) run
 in worker threads, so a hung network mount stalls this watcher only, not the service's
 event loop.
@@ -177,6 +187,70 @@ def _stat_many(paths: list[Path]) -> list[_Sig | None]:
     return [_stat(p) for p in paths]
 
 
+Companions = Callable[[Path], Collection[str]]
+"""The names of a file's companions beside it (see the module docstring)."""
+
+
+def _owned(
+    entries: Iterable[os.DirEntry[str]], wants: Callable[[str], bool], companions: Companions
+) -> frozenset[str]:
+    """The names that are companions of the files among ``entries`` that ``wants`` takes."""
+    claimed: set[str] = set()
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and wants(entry.name):
+                claimed.update(companions(Path(entry.path)))
+        except OSError:
+            continue  # removed while we looked
+        except Exception:  # a converter's bug must not stop the watch; the pipeline tells it
+            log.debug("cannot name the companions of %s", entry.path, exc_info=True)
+    return frozenset(claimed)
+
+
+def _claimed_in(
+    folder: Path, wants: Callable[[str], bool], companions: Companions
+) -> frozenset[str]:
+    """The names in ``folder`` that are companions of a file there that ``wants`` takes."""
+    try:
+        with os.scandir(folder) as entries:
+            return _owned(list(entries), wants, companions)
+    except OSError:
+        return frozenset()
+
+
+def _is_claimed(
+    path: Path,
+    root: Path,
+    wants: Callable[[str], bool],
+    companions: Companions,
+    cache: dict[Path, frozenset[str]],
+) -> bool:
+    """Whether ``path``, or a folder it is in below ``root``, is a companion of a file."""
+    current = path
+    while current != root and root in current.parents:
+        folder = current.parent
+        claimed = cache.get(folder)
+        if claimed is None:
+            claimed = cache[folder] = _claimed_in(folder, wants, companions)
+        if current.name in claimed:
+            return True
+        current = folder
+    return False
+
+
+def _stat_unclaimed(
+    paths: list[Path],
+    root: Path,
+    wants: Callable[[str], bool],
+    companions: Companions | None,
+) -> list[_Sig | None]:
+    """:func:`_stat` of each path, None for a companion (which is not an input)."""
+    if companions is None:
+        return _stat_many(paths)
+    cache: dict[Path, frozenset[str]] = {}
+    return [None if _is_claimed(p, root, wants, companions, cache) else _stat(p) for p in paths]
+
+
 def _everything(name: str) -> bool:
     return True
 
@@ -203,12 +277,20 @@ def _prepare_folder(folder: Path) -> bool:
     return created
 
 
-def _scan(root: Path, *, recursive: bool, wants: Callable[[str], bool], create: bool) -> _Scan:
+def _scan(
+    root: Path,
+    *,
+    recursive: bool,
+    wants: Callable[[str], bool],
+    create: bool,
+    companions: Companions | None = None,
+) -> _Scan:
     """List the files under ``root`` that ``wants`` accepts, and its folders (root first).
 
     Runs in a worker thread. With ``create``, a missing ``root`` is created first. Errors
     on ``root`` itself propagate; entries and subfolders that vanish or cannot be read
-    while we look are skipped (and counted).
+    while we look are skipped (and counted). With ``companions``, the companions of the
+    files in each folder are left out (and companion folders not descended into).
     """
     created = _prepare_folder(root) if create else False
     files: list[tuple[Path, _Sig]] = []
@@ -225,7 +307,15 @@ def _scan(root: Path, *, recursive: bool, wants: Callable[[str], bool], create: 
             unreadable += 1
             continue
         with entries:
-            for entry in entries:
+            listed: Iterable[os.DirEntry[str]] = entries
+            claimed: frozenset[str] = frozenset()
+            if companions is not None:
+                # Two passes: the files that claim companions may come after them.
+                listed = list(entries)
+                claimed = _owned(listed, wants, companions)
+            for entry in listed:
+                if entry.name in claimed:
+                    continue  # the pipeline's, with the file it belongs with
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if recursive and not is_temporary(entry.name):
@@ -276,6 +366,10 @@ class Watcher:
     whenever a file could be sent or settle, so its answer may change while the watcher
     runs: a refused file is left alone (and what was remembered of it is kept while it is
     there unchanged). Run the watcher again to take the files of names it accepts again."""
+    companions: Companions | None = attrs.field(default=None, kw_only=True)
+    """The names of the companions of a file (files or folders beside it that the pipeline
+    reads and files with it), called in worker threads; those are never sent (see the
+    module docstring). None: no file here has companions."""
 
     _root: Path = attrs.field(init=False)
     _ino: Inotify | None = attrs.field(init=False, default=None)
@@ -518,11 +612,18 @@ class Watcher:
         if ready:
             # One hand-off for the batch: the loop never waits on the disk itself.
             paths = list(ready)
-            sigs = await trio.to_thread.run_sync(_stat_many, paths, abandon_on_cancel=True)
+            sigs = await self._stat_unclaimed(paths)
             for path, sig in zip(paths, sigs, strict=True):
                 if sig is not None:
                     await self._offer(path, sig)
         return overflowed
+
+    async def _stat_unclaimed(self, paths: list[Path]) -> list[_Sig | None]:
+        """Each path's signature (one thread hand-off); None if gone or a companion."""
+        look = functools.partial(
+            _stat_unclaimed, paths, self._root, self.config.wants, self.companions
+        )
+        return await trio.to_thread.run_sync(look, abandon_on_cancel=True)
 
     async def _offer(self, path: Path, sig: _Sig) -> None:
         """Send a file that is ready now, unless it is in flight or was handled as is."""
@@ -645,7 +746,8 @@ class Watcher:
         settle_s = self.config.settle_s
         now = trio.current_time()
         paths = [p for p, (_, since) in self._settling.items() if now >= since + settle_s]
-        sigs = await trio.to_thread.run_sync(_stat_many, paths, abandon_on_cancel=True)
+        # A file that settled may have been claimed as a companion meanwhile.
+        sigs = await self._stat_unclaimed(paths)
         now = trio.current_time()
         ready: list[tuple[Path, _Sig]] = []
         for path, sig in zip(paths, sigs, strict=True):
@@ -660,6 +762,15 @@ class Watcher:
 
     async def _add_subtree(self, folder: Path) -> None:
         """Watch a folder that appeared under the root, and everything under it."""
+        if self.companions is not None:
+            claimed = await trio.to_thread.run_sync(
+                functools.partial(
+                    _is_claimed, folder, self._root, self.config.wants, self.companions, {}
+                ),
+                abandon_on_cancel=True,
+            )
+            if claimed:
+                return  # a companion folder: the pipeline's, with its file
         # Watch first, then list: a file closed in between is seen by one or the other.
         self._sync_watches([folder])
         try:
@@ -675,7 +786,12 @@ class Watcher:
 
     async def _scan_thread(self, folder: Path, *, create: bool) -> _Scan:
         scan = functools.partial(
-            _scan, folder, recursive=self.config.recursive, wants=self.config.wants, create=create
+            _scan,
+            folder,
+            recursive=self.config.recursive,
+            wants=self.config.wants,
+            create=create,
+            companions=self.companions,
         )
         # Abandon on cancel: a scan stuck on a dead network mount must not block shutdown.
         return await trio.to_thread.run_sync(scan, abandon_on_cancel=True)

@@ -2,14 +2,16 @@
 
 See :mod:`pywats.converters.base` for the API and :mod:`pywats.converters.registry` for
 how converters are found (built-ins, entry points in the group ``pywats.converters``,
-``module:Class`` specs) and loaded with their arguments. Built-in: ``wsjf`` (JSON),
-``wsxf`` (XML), ``wstf`` (WATS Standard Text) and ``csv`` (column mapping).
+``module:Class`` specs) and loaded with their arguments, and
+:mod:`pywats.converters.sniffing` for how a file finds its converter (patterns, then its
+content). Built-in: ``wsjf`` (JSON), ``wsxf`` (XML), ``wstf`` (WATS Standard Text),
+``csv`` (column mapping), and the formats test equipment writes: ``atml``,
+``teststand-xml``, ``i3070``, ``teradyne-gr228x``, ``teradyne-spectrum``, ``spea``,
+``xjtag`` and ``klippel``; a ``[[converters]]`` entry with a ``command`` runs a program
+(:mod:`pywats.converters.process`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from pathlib import Path
 
 from pywats.converters.base import ArgumentError as ArgumentError
 from pywats.converters.base import ConversionContext as ConversionContext
@@ -27,7 +29,6 @@ from pywats.converters.registry import LoadedConverter as LoadedConverter
 from pywats.converters.registry import discover as discover
 from pywats.converters.registry import import_spec
 from pywats.converters.registry import load_converter as load_converter
-from pywats.errors import PywatsError
 
 
 def builtin_converters() -> dict[str, Converter]:
@@ -38,30 +39,3 @@ def builtin_converters() -> dict[str, Converter]:
         assert isinstance(cls, type)
         out[name] = cls()
     return out
-
-
-def select(
-    path: Path, name: str | None, available: Mapping[str, Converter | type[Converter]]
-) -> Converter:
-    """The converter for ``path``: the one named, else the first whose pattern matches.
-
-    ``available`` holds instances or classes (as :func:`discover` returns); a class is
-    instantiated with no arguments.
-    """
-    if name is not None:
-        try:
-            return _instance(available[name])
-        except KeyError:
-            known = ", ".join(sorted(available))
-            raise PywatsError(f"unknown converter {name!r} (known: {known})") from None
-    for converter in available.values():
-        if matches(converter, path):
-            return _instance(converter)
-    choices = "; ".join(f"{n}: {', '.join(patterns_of(c))}" for n, c in available.items())
-    raise PywatsError(
-        f"no converter matches {path.name!r} ({choices}); choose one with --converter"
-    )
-
-
-def _instance(converter: Converter | type[Converter]) -> Converter:
-    return converter() if isinstance(converter, type) else converter

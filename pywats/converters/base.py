@@ -52,10 +52,19 @@ T = TypeVar("T")
 
 @attrs.frozen
 class Source:
-    """A file to convert: its path and the bytes that were read from it."""
+    """A file to convert: its path, the bytes read from it, and its companions' bytes.
+
+    ``companions`` holds the files that belong with this one, for a converter that names
+    them (:meth:`Converter.companions`, optional): every regular file of each companion
+    (a companion folder's files at any depth), read by the pipeline, keyed by its path
+    relative to the folder ``path`` is in, with ``/`` separators
+    (``"DUT 1 UTC+0200/Impedance-imp.txt"``). It is empty for converters without
+    companions (and for an empty companion folder).
+    """
 
     path: Path
     data: bytes
+    companions: Mapping[str, bytes] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -97,7 +106,25 @@ class ConversionContext:
 
 @runtime_checkable
 class Converter(Protocol):
-    """A source-file-to-report converter. Plain class attributes satisfy the properties."""
+    """A source-file-to-report converter. Plain class attributes satisfy the properties.
+
+    Two methods are optional (not part of the protocol, so a converter without them is
+    still one; the pipeline looks them up with ``getattr``):
+
+    ``sniff(head: bytes, name: str) -> str | None``
+        A static method: a short reason when the first bytes of a file look like this
+        format, else None (see :mod:`pywats.converters.sniffing`).
+
+    ``companions(self, path: Path) -> Sequence[Path]``
+        The files or folders that belong with ``path`` and make one unit with it (Klippel
+        QC: the result folder named like the header without ``.txt``). Pure: it computes
+        paths and never touches the disk. Each must be beside ``path`` (in the same
+        folder). The pipeline waits until they exist and have stopped changing, reads
+        them (within ``pywats.defaults.COMPANION_MAX_MEMBERS`` and
+        ``COMPANION_MAX_BYTES``) into :attr:`Source.companions`, and applies the
+        post-action (move, delete, or the error folder) to them together with ``path``.
+        The watcher never takes a companion, or a file inside one, as a file of its own.
+    """
 
     @property
     def name(self) -> str:

@@ -77,6 +77,15 @@ def start_fields(start: datetime) -> tuple[str, str]:
     return local, as_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def station_time(moment: datetime) -> datetime:
+    """``moment`` made aware: a time written without a zone is the station's local time.
+
+    Test equipment writes local wall-clock time; the offset is the station's at that date
+    (so daylight saving time is right for old files too). An aware time keeps its offset.
+    """
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
 def now() -> datetime:
     """The current time, aware, in the station's local zone (for inputs with no start)."""
     return datetime.now().astimezone()
@@ -209,3 +218,48 @@ def decode_text(data: bytes, encoding: str) -> str:
         ) from None
     except UnicodeError as exc:
         raise ValueError(f"the file is not valid {encoding} text: {exc}") from None
+
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def sniff_encoding(data: bytes, declared: str | None = None) -> str:
+    """The codec to read ``data`` with: its byte-order mark, else ``declared``, else a guess.
+
+    The guess is UTF-8 when the bytes are valid UTF-8 and cp1252 otherwise (test equipment
+    on Windows writes cp1252 or Latin-1 without saying so). A mark wins over a declaration
+    because it is what the writer really did. ValueError if ``declared`` is no text encoding.
+    """
+    for bom, codec in _BOMS:  # UTF-32 LE before UTF-16 LE: its mark starts with UTF-16's
+        if data.startswith(bom):
+            return codec
+    if declared:
+        check_encoding(declared)
+        return "utf-8-sig" if codecs.lookup(declared).name == "utf-8" else declared
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def decode_auto(data: bytes, declared: str | None = None) -> str:
+    """``data`` as text by its byte-order mark or ``declared`` encoding (see sniff_encoding).
+
+    Bytes that cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d) are read as Latin-1,
+    which defines every byte, so a guessed Windows file always decodes. A declared encoding
+    the bytes break is a ValueError naming the line: never ``errors="ignore"``.
+    """
+    codec = sniff_encoding(data, declared)
+    if codec == "cp1252" and not declared:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    return decode_text(data, codec)

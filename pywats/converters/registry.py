@@ -45,6 +45,14 @@ BUILTINS: dict[str, str] = {
     "wsxf": "pywats.converters.wsxf:WsxfConverter",
     "wstf": "pywats.converters.wstf:WstfConverter",
     "csv": "pywats.converters.csv:CsvConverter",
+    "spea": "pywats.converters.spea:SpeaConverter",
+    "xjtag": "pywats.converters.xjtag:XjtagConverter",
+    "atml": "pywats.converters.atml:AtmlConverter",
+    "teststand-xml": "pywats.converters.teststand_xml:TestStandXmlConverter",
+    "klippel": "pywats.converters.klippel:KlippelConverter",
+    "teradyne-gr228x": "pywats.converters.teradyne_gr228x:GR228XConverter",
+    "teradyne-spectrum": "pywats.converters.teradyne_spectrum:SpectrumConverter",
+    "i3070": "pywats.converters.i3070:I3070Converter",
 }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import new_report_id
+from pywats.converters.sniffing import head_text
 from pywats.errors import FieldError, MalformedInputError, ReportValidationError
 from pywats.report import wsjf
 from pywats.report.model import Report
@@ -24,6 +26,21 @@ class WsjfConverter:
     name = "wsjf"
     version = "1.1"
     patterns = ("*.json",)
+
+    @staticmethod
+    def sniff(head: bytes, name: str) -> str | None:
+        """A JSON object (or an array of them) whose keys include WSJF's report keys."""
+        text = head_text(head).lstrip()
+        if not text.startswith(("{", "[")) or not _JSON_START.match(text):
+            return None
+        keys: dict[str, None] = {}
+        for match in _WSJF_KEY.finditer(text):
+            keys[match.group(1)] = None
+            if len(keys) == 4:
+                break  # enough to tell, and a big step tree is not searched through
+        if len(keys) < 2:
+            return None  # one key such as "sn" is in many JSON files; two of these are WSJF
+        return f"a JSON object with WSJF keys ({', '.join(keys)})"
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per JSON object; a top-level array gives one per element."""
@@ -45,6 +62,12 @@ class WsjfConverter:
                     [FieldError(f"[{index}].{e.path}".rstrip("."), e.message) for e in exc.errors]
                 ) from exc
         return reports
+
+
+# An object, or an array whose first element is an object.
+_JSON_START = re.compile(r"\[?\s*\{\s*(\"|\})")
+# A report's own keys; steps have "name", "status" ..., which say nothing.
+_WSJF_KEY = re.compile(r'"(pn|sn|rev|processCode|startUTC|machineName|uut|uur|root)"\s*:')
 
 
 def _with_defaults(document: Any, context: ConversionContext) -> Any:

@@ -44,6 +44,7 @@ from pywats.converters.helpers import (
     start_fields,
     worst_status,
 )
+from pywats.converters.sniffing import head_text
 from pywats.errors import ConversionError, ReportValidationError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
@@ -246,6 +247,15 @@ class WstfConverter:
     version = "1.0"
     patterns = ("*.txt",)
     Arguments = WstfArguments
+
+    @staticmethod
+    def sniff(head: bytes, name: str) -> str | None:
+        """The first line that is not blank is the ``--Header-Start--`` marker."""
+        # The marker is the first line: 4 KiB hold it after any blank lines a writer leaves.
+        text = head_text(head[:4096]).lstrip()
+        end = text.find("\n")
+        first = (text if end < 0 else text[:end]).strip()
+        return f"first line is the WSTF marker {HEADER_START}" if first == HEADER_START else None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per UUT (``--Header-Start--`` ... ``--UUT-End--``) in the file."""

@@ -20,9 +20,12 @@ outcome, recorded once: counters, a log line on ``pywats.pipeline`` and events o
 pipeline's :class:`~pywats.events.EventHub` (:mod:`pywats.pipeline.outcomes`).
 
 Several entries (:class:`FolderConfig`) may share a watch folder: one watcher serves them
-all, and each file goes to the first entry (in configuration order) whose patterns match
-its name. Entries can be disabled and enabled while the pipeline runs; each watch
-folder's watcher runs in a cancel scope of its own.
+all. A file whose name one entry's patterns take goes to that entry; when several take
+it, the entry whose converter recognises the file's head (read on a worker thread) takes
+it, and a file none of them claims goes to the first one's error folder with every
+candidate's answer (:mod:`pywats.pipeline.folders`, :mod:`pywats.converters.sniffing`).
+Entries can be disabled and enabled while the pipeline runs; each watch folder's watcher
+runs in a cancel scope of its own.
 
 Backpressure: the workers are fed by one bounded channel from every watcher. When the
 workers are busy the channel fills, the watchers wait in ``send``, and files stay in their

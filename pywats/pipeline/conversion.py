@@ -2,9 +2,10 @@
 
 ::
 
-    read (thread) -> look up hashes (store) -> convert (thread) -> queue (one commit)
-        -> file away (thread): converted and duplicate files
-        -> reject (thread): files that cannot be converted, to the error folder
+    read (thread) -> look up hashes (store) -> companions (thread) -> convert (thread)
+        -> queue (one commit)
+        -> file away (thread): converted and duplicate files, with their companions
+        -> reject (thread): files that cannot be converted, to the error folder (with theirs)
 
 A file that arrives alone is a batch of one: there is no other path. A file leaves the
 path where its outcome is decided (vanished, duplicate, cannot be converted, a failing
@@ -14,6 +15,15 @@ for that file alone by the same steps: a commit that fails for a batch is retrie
 by file, which tells a report id clash (that file is rejected) from a failing database
 (retried with backoff while the file stays in its folder). The common path costs one
 thread hand-off per step and one commit for the whole batch.
+
+Companions (:meth:`Converter.companions <pywats.converters.base.Converter>`: Klippel's
+result folder beside its header) are read for a file that is not queued yet, after the
+look-up (a duplicate's companions may be half filed by an interrupted move; they are not
+needed). While a companion is missing or still changing, the file is left and taken
+again after ``settle_s`` (its watcher is told to retake it); when that has gone on for
+``defaults.COMPANION_WAIT_S`` (at once when ``settle_s`` is 0), it goes to the error
+folder saying which companion and why. Its identity in the queue stays its own content
+hash: the file is what marks the group as queued, and it is filed away last.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from typing import TypeVar
 import attrs
 import trio
 
-from pywats import postaction
+from pywats import defaults, postaction
 from pywats.config import PostAction
 from pywats.converters.base import ConversionContext, StationDefaults
 from pywats.errors import NotFoundError, StoreError
@@ -53,6 +63,10 @@ T = TypeVar("T")
 
 _BATCH_BYTES = 4 * 1024 * 1024
 """A batch reads files until it holds this many bytes (at least one file, whatever size)."""
+
+_COMPANION_BYTES = _BATCH_BYTES
+"""A batch reads companions until it holds this many bytes (at least one file's); the
+files whose companions are not read then go round again."""
 
 STOPPED = Left("the service is stopping before it was converted; it stays for the next start")
 _STORE_GAVE_UP = Left(
@@ -96,6 +110,29 @@ def _entries(jobs: Sequence[Job]) -> str:
     return ", ".join(dict.fromkeys(job.entry.config.name for job in jobs))
 
 
+_NO_COMPANIONS: dict[str, bytes] = {}
+
+
+@attrs.define(eq=False)
+class _Companions:
+    """The companions of one chunk's files: what to file with each, and what was read."""
+
+    groups: dict[Job, steps.Group] = attrs.field(factory=dict)
+    data: dict[Job, dict[str, bytes]] = attrs.field(factory=dict)
+
+    def groups_of(self, jobs: Sequence[Job]) -> list[steps.Group | None] | None:
+        """Each job's group: as read, else named now (a duplicate, or a file rejected
+        before its companions were read); None when no job has companions."""
+        out: list[steps.Group | None] = []
+        for job in jobs:
+            group = self.groups.get(job)
+            if group is None:
+                names = steps.companions_quietly(job.entry.config.converter, job.path)
+                group = steps.Group(names) if names else None
+            out.append(group)
+        return out if any(g is not None for g in out) else None
+
+
 class Conversion:
     """Takes batches of files down the path, recording each file's outcome.
 
@@ -124,6 +161,9 @@ class Conversion:
         self._stop = stop
         self._wall_clock = wall_clock
         self._retry_first_s, self._retry_max_s = store_retry_s
+        # Files waiting for their companions: path -> (trio time of the first look, what
+        # the last look saw). Kept across batches: the file comes back after settle_s.
+        self._waiting: dict[Path, tuple[float, postaction.Companions | None]] = {}
 
     async def process(self, jobs: list[Job]) -> None:
         """Run ``jobs`` down the path, a byte budget's worth of files at a time.
@@ -146,13 +186,19 @@ class Conversion:
             chunk, jobs = jobs[: len(reads)], jobs[len(reads) :]
             read = self._read(chunk, reads)
             fresh = await self._look_up(read)
-            converted = await self._convert(fresh)
+            book = _Companions()
+            ready, later = await self._companions(fresh, book)
+            # Files whose companions did not fit this batch's byte budget come back
+            # first in the next round (read again then).
+            jobs = later + jobs
+            converted = await self._convert(ready, book)
             if converted:
                 await self._queue(converted)
-            await self._file_away([j for j in read if not j.ended and j.ids])
-            await self._reject([j for j in chunk if not j.ended and j.problem])
+            await self._file_away([j for j in read if not j.ended and j.ids], book)
+            await self._reject([j for j in chunk if not j.ended and j.problem], book)
             for job in chunk:
                 job.let_go()
+            del book
 
     def _read(self, jobs: list[Job], reads: list[steps.Read]) -> list[Job]:
         """Take in what reading gave; return the jobs that have their data."""
@@ -193,7 +239,88 @@ class Conversion:
                 job.ids, job.duplicate = ids, True
         return fresh
 
-    async def _convert(self, jobs: list[Job]) -> list[Job]:
+    async def _companions(self, jobs: list[Job], book: _Companions) -> tuple[list[Job], list[Job]]:
+        """Read the companions of the jobs that have some (one thread hand-off).
+
+        Returns the jobs ready to convert (those without companions, and those whose
+        companions were read), and the jobs whose companions were not read because the
+        batch holds enough bytes already (to go round again). The others wait (left,
+        taken again) or are rejected.
+        """
+        now = trio.current_time()
+        horizon = 2 * defaults.COMPANION_WAIT_S
+        for path in [p for p, (first, _) in self._waiting.items() if now - first > horizon]:
+            del self._waiting[path]  # its file went away while it waited
+        work: list[tuple[Path, tuple[str, ...], postaction.Companions | None, float]] = []
+        gathering: list[Job] = []
+        later: list[Job] = []
+        for job in jobs:
+            try:
+                names = steps.companion_names(job.entry.config.converter, job.path)
+            except steps.Rejection as exc:
+                job.problem = Rejected(exc.reason, exc.field)
+                continue
+            if not names:
+                continue
+            book.groups[job] = steps.Group(names)
+            previous = self._waiting.get(job.path)
+            work.append(
+                (
+                    job.path,
+                    names,
+                    previous[1] if previous is not None else None,
+                    job.entry.config.settle_s,
+                )
+            )
+            gathering.append(job)
+        if work:
+            results = await trio.to_thread.run_sync(
+                steps.gather_many, work, _COMPANION_BYTES, abandon_on_cancel=True
+            )
+            now = trio.current_time()
+            for job, result in zip(gathering, results, strict=True):
+                if result is None:
+                    later.append(job)
+                    book.groups.pop(job, None)
+                    continue
+                if isinstance(result, steps.Waiting):
+                    self._wait(job, result, now)
+                    continue
+                self._waiting.pop(job.path, None)
+                if isinstance(result, steps.CompanionData):
+                    book.groups[job] = steps.Group(book.groups[job].names, result.state)
+                    book.data[job] = result.data
+                elif isinstance(result, steps.Rejection):
+                    job.problem = Rejected(result.reason, result.field)
+                else:
+                    self._outcomes.record(job, Left.unexpected(result))
+        waiting = set(later)
+        ready = [j for j in jobs if not j.ended and not j.problem and j not in waiting]
+        return ready, later
+
+    def _wait(self, job: Job, waiting: steps.Waiting, now: float) -> None:
+        """Leave a file whose companions are not ready (to be taken again), or reject it
+        once it has waited long enough."""
+        first = self._waiting[job.path][0] if job.path in self._waiting else now
+        settle_s = job.entry.config.settle_s
+        limit = defaults.COMPANION_WAIT_S if settle_s > 0 else 0.0
+        waited = now - first
+        if waited >= limit:
+            self._waiting.pop(job.path, None)
+            after = f"; gave up after {waited:.0f} s" if waited else ""
+            job.problem = Rejected(f"{waiting.why}{after}")
+            return
+        self._waiting[job.path] = (first, waiting.state)
+        job.retake = True  # its watcher sends it again once it has settled (settle_s)
+        self._outcomes.record(
+            job,
+            Left(
+                f"{waiting.why}; it waits, looked at again in {settle_s:g} s (for up to "
+                f"{limit:g} s, then it goes to the error folder)"
+            ),
+        )
+
+    async def _convert(self, jobs: list[Job], book: _Companions) -> list[Job]:
         """Convert the jobs (one thread hand-off); return those that have their reports."""
         if not jobs:
             return []
@@ -203,6 +330,7 @@ class Conversion:
                 ConversionContext(self._station, job.entry.config.arguments),
                 job.path,
                 job.data.data if job.data is not None else b"",
+                book.data.get(job, _NO_COMPANIONS),
             )
             for job in jobs
         ]
@@ -311,10 +439,12 @@ class Conversion:
                 return _GAVE_UP
             delay = min(delay * 2, self._retry_max_s)
 
-    async def _file_away(self, jobs: list[Job]) -> None:
-        """Apply the post-action to every queued file (one thread hand-off); record each."""
+    async def _file_away(self, jobs: list[Job], book: _Companions) -> None:
+        """Apply the post-action to every queued file and its companions (one thread
+        hand-off); record each."""
         if not jobs:
             return
+        groups = book.groups_of(jobs)
         today = self._wall_clock().strftime("%Y-%m-%d")
         work: list[tuple[PostAction, Path, Path, postaction.FileSig]] = []
         for job in jobs:
@@ -329,8 +459,12 @@ class Conversion:
             results: list[Path | Exception | None] = [None] * len(work)
         else:
             # Not abandoned on cancel: a move finishes (or never starts) before we return.
-            results = await trio.to_thread.run_sync(steps.file_away_many, work)
+            results = await trio.to_thread.run_sync(steps.file_away_many, work, groups)
         for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, postaction.SourceChanged) and result.path != job.path:
+                # A companion changed after it was read: the file itself is unchanged, so
+                # its watcher must send it again rather than remember it as handled.
+                job.retake = True
             # Moved (a new path) or deleted (None for a delete): no longer in the folder.
             moved = isinstance(result, Path)
             job.gone = moved or (
@@ -338,15 +472,18 @@ class Conversion:
             )
             self._outcomes.record(job, _filed(job, result))
 
-    async def _reject(self, jobs: list[Job]) -> None:
-        """Move every file that cannot be converted to its error folder (one hand-off)."""
+    async def _reject(self, jobs: list[Job], book: _Companions) -> None:
+        """Move every file that cannot be converted to its error folder, with its
+        companions (one hand-off)."""
         if not jobs:
             return
+        groups = book.groups_of(jobs)
         when = self._wall_clock()
         work: list[tuple[Path, Path, str, postaction.FileSig | None]] = []
-        for job in jobs:
+        for index, job in enumerate(jobs):
             cfg, problem = job.entry.config, job.problem
             assert problem is not None
+            group = groups[index] if groups is not None else None
             text = steps.sidecar_text(
                 folder=cfg.name,
                 watch=cfg.watch,
@@ -356,12 +493,15 @@ class Conversion:
                 reason=problem.reason,
                 field=problem.field,
                 when=when,
+                companions=group.names if group is not None else (),
             )
             directory = cfg.error_dir / job.entry.relative_folder(job.path)
             work.append((job.path, directory, text, job.sig))
         # Not abandoned on cancel, like filing: the sidecar and the move finish together.
-        results = await trio.to_thread.run_sync(steps.reject_many, work)
+        results = await trio.to_thread.run_sync(steps.reject_many, work, groups)
         for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, postaction.SourceChanged) and result.path != job.path:
+                job.retake = True  # a companion changed: convert the file again
             job.gone = isinstance(result, postaction.Placed)
             self._outcomes.record(job, _rejected(job, result))
 
@@ -377,8 +517,10 @@ def _filed(job: Job, result: Path | Exception | None) -> Outcome:
         before = f"its reports are queued ({describe_ids(job.ids)})"
     if isinstance(result, postaction.SourceChanged):
         if not result.gone:
+            changed = "it" if result.path == job.path else f"its companion {result.path}"
             return Left(
-                f"{before}, but it changed after it was read: left in place, and looked at again",
+                f"{before}, but {changed} changed after it was read: left in place, and "
+                "looked at again",
                 queued=queued,
                 ids=job.ids,
             )
@@ -415,9 +557,10 @@ def _rejected(job: Job, result: postaction.Placed | Exception) -> Outcome:
     where = f" at {problem.field}" if problem.field and problem.field not in problem.reason else ""
     if isinstance(result, postaction.SourceChanged):
         if not result.gone:
+            changed = "it" if result.path == job.path else f"its companion {result.path}"
             return Left(
-                f"could not convert it ({problem.reason}{where}), but it changed since it "
-                "was read; it is looked at again"
+                f"could not convert it ({problem.reason}{where}), but {changed} changed "
+                "since it was read; it is looked at again"
             )
         return Rejected(problem.reason, problem.field, detail="it is gone now")
     if isinstance(result, OSError):

@@ -18,6 +18,7 @@ import trio
 from pywats.errors import PywatsError
 from pywats.pipeline.folders import FolderConfig
 from pywats.pipeline.statistics import FolderStatistics
+from pywats.pipeline.steps import companions_quietly
 from pywats.watcher import WatchConfig, Watcher
 
 __all__ = ["Entry", "WatchGroup"]
@@ -70,7 +71,9 @@ class WatchGroup:
 
     The watcher takes the union of the entries' patterns and asks :meth:`accepts` about
     every name, so a disabled entry's files are not taken while the other entries of the
-    folder go on.
+    folder go on. When an entry's converter names companions (files or folders that
+    belong with a file), the watcher asks :meth:`companions_of` too, and never takes a
+    companion as a file of its own.
     """
 
     entries: list[Entry] = attrs.field(factory=list)
@@ -88,8 +91,28 @@ class WatchGroup:
             group.entries.append(Entry(folder, group, folder.watch_config().wants))
         patterns = tuple(dict.fromkeys(p for f in folders for p in f.patterns))
         config: WatchConfig = attrs.evolve(folders[0].watch_config(), patterns=patterns)
-        group.watcher = Watcher(config, send, accepts=group.accepts)
+        has_companions = any(callable(getattr(f.converter, "companions", None)) for f in folders)
+        group.watcher = Watcher(
+            config,
+            send,
+            accepts=group.accepts,
+            companions=group.companions_of if has_companions else None,
+        )
         return group
+
+    def companions_of(self, path: Path) -> tuple[str, ...]:
+        """The names of ``path``'s companions: those of every entry whose patterns take it
+        (whichever of them converts it, what they name is not an input of its own).
+
+        Called by the watcher in its worker threads; it only reads plain attributes and
+        the converters' pure ``companions``. A converter whose ``companions`` fails names
+        none here (the pipeline rejects the file and says why).
+        """
+        names: dict[str, None] = {}
+        for entry in self.entries:
+            if entry.wants(path.name):
+                names.update(dict.fromkeys(companions_quietly(entry.config.converter, path)))
+        return tuple(names)
 
     @property
     def label(self) -> str:

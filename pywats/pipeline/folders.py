@@ -4,24 +4,49 @@
 defaults from :mod:`pywats.defaults`, and the cross-field rules below);
 :func:`check_folders` checks a set of entries together: no file may be taken twice, and
 no filed file may be taken again.
+
+Entries may share a watch folder. A file whose name only one entry's patterns take goes
+to that entry, unread (a folder set up for a converter takes what it is given, and that
+converter says what is wrong). When several entries' patterns take the name,
+:func:`route_by_name` and :func:`route_by_content` choose between them as
+:mod:`pywats.converters.sniffing` does: an unambiguous extension one entry's pattern
+names decides; otherwise the file's head is read (on a worker thread:
+:func:`route_files`) and the entry whose converter's ``sniff`` claims it takes it (else
+a fallback entry: a converter without ``sniff``, or ``csv``). A file none of them claims
+goes to the error folder with :func:`unclaimed_sidecar_text`, which names every
+candidate and its answer.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
-from pywats import checks, defaults
+from pywats import checks, defaults, postaction
 from pywats.config import PostAction
-from pywats.converters.base import Converter, patterns_of
+from pywats.converters.base import Converter, name_of, patterns_of
 from pywats.converters.registry import LoadedConverter
+from pywats.converters.sniffing import Candidate, Choice, Decision, NoChoice, by_pattern, choose
 from pywats.watcher import WatchConfig, is_temporary
 
-__all__ = ["FolderConfig", "check_folders", "watch_groups"]
+__all__ = [
+    "FolderConfig",
+    "Route",
+    "check_folders",
+    "read_head",
+    "route_by_content",
+    "route_by_name",
+    "route_files",
+    "unclaimed_sidecar_text",
+    "watch_groups",
+]
 
 
 def _absolute(value: str | os.PathLike[str]) -> Path:
@@ -187,8 +212,9 @@ def watch_groups(folders: Sequence[FolderConfig]) -> list[list[FolderConfig]]:
 def check_folders(folders: Sequence[FolderConfig]) -> list[list[FolderConfig]]:
     """Refuse entry sets that would take one file twice or take filed files again.
 
-    Names must be unique. Entries may share a watch folder (one watcher serves them; each
-    file goes to the first entry whose patterns match) if they agree on how it is
+    Names must be unique. Entries may share a watch folder (one watcher serves them; a
+    file goes to the one entry whose patterns match, or, when several match, to the one
+    :func:`route_by_name` / :func:`route_by_content` choose) if they agree on how it is
     watched. No watch folder may lie in another's recursive watch, and no done or error
     folder may be watched. Returns the entries grouped by watch folder
     (:func:`watch_groups`).
@@ -229,3 +255,139 @@ def check_folders(folders: Sequence[FolderConfig]) -> list[list[FolderConfig]]:
                 if _watched_by(target, other.watch, other.recursive):
                     raise ValueError(_watched_message(folder.name, attribute, target, other))
     return groups
+
+
+# --- Which entry of a shared watch folder takes a file ------------------------------------
+
+
+def _candidate(folder: FolderConfig) -> Candidate:
+    converter = name_of(folder.converter)
+    label = folder.name if folder.name == converter else f"{folder.name} ({converter})"
+    return Candidate(label, folder.converter, folder.patterns)
+
+
+@attrs.frozen
+class Route:
+    """Which of a file's candidate entries takes it, and why.
+
+    ``index`` points into the candidates given (None: none of them takes the file).
+    ``decision`` is the choice with every candidate's answer; None when the name alone
+    decided (one candidate). ``sig`` is the file as its head was read (None if unread).
+    """
+
+    index: int | None
+    decision: Decision | None = None
+    sig: postaction.FileSig | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why: the choice's reason, or why no entry takes the file."""
+        if self.decision is None:
+            return "the only entry whose patterns take the name"
+        return self.decision.reason
+
+
+def route_by_name(candidates: Sequence[FolderConfig], name: str) -> Route | None:
+    """The entry the name alone gives (one candidate, or an unambiguous extension that one
+    candidate's pattern names); None when the file's head is needed (:func:`route_files`).
+
+    ``candidates`` are the entries of the file's watch folder whose patterns take ``name``,
+    in configuration order (at least one).
+    """
+    if len(candidates) <= 1:
+        return Route(0)
+    choice = by_pattern(name, [_candidate(f) for f in candidates])
+    return None if choice is None else Route(choice.index, choice)
+
+
+def route_by_content(candidates: Sequence[FolderConfig], name: str, head: bytes) -> Route:
+    """The entry whose converter claims a file by its ``head`` (or the fallback entry);
+    ``Route(None, NoChoice)`` when none does. Pure; never raises for any ``head``."""
+    decision = choose(name, head, [_candidate(f) for f in candidates], last_resort=False)
+    return Route(decision.index if isinstance(decision, Choice) else None, decision)
+
+
+def read_head(
+    path: Path, size: int = defaults.SNIFF_BYTES
+) -> tuple[bytes, postaction.FileSig] | None:
+    """The first ``size`` bytes of the regular file at ``path`` and its signature.
+
+    None if it vanished or is no regular file now. Opened like
+    :func:`pywats.postaction.read_source` (no symlink followed, no FIFO waited on).
+
+    Raises:
+        OSError: it exists but cannot be opened or read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with open(fd, "rb", closefd=True) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return f.read(size), postaction.FileSig.of(st)
+
+
+def _route_files(
+    work: Sequence[tuple[Path, Sequence[FolderConfig]]],
+) -> list[Route | OSError | None]:
+    out: list[Route | OSError | None] = []
+    for path, candidates in work:
+        try:
+            got = read_head(path)
+        except OSError as exc:
+            out.append(exc)
+            continue
+        if got is None:
+            out.append(None)
+            continue
+        head, sig = got
+        out.append(attrs.evolve(route_by_content(candidates, path.name, head), sig=sig))
+    return out
+
+
+async def route_files(
+    work: Sequence[tuple[Path, Sequence[FolderConfig]]],
+) -> list[Route | OSError | None]:
+    """Read each file's head and route it among its candidates, in one worker thread.
+
+    Per file: the :class:`Route`, the ``OSError`` reading it gave, or None if it vanished.
+    The head is never read on the trio thread, and a plugin's slow ``sniff`` runs in the
+    thread too.
+    """
+    return await trio.to_thread.run_sync(_route_files, work, abandon_on_cancel=True)
+
+
+def unclaimed_sidecar_text(
+    *,
+    candidates: Sequence[FolderConfig],
+    source: Path,
+    size: int | None,
+    decision: NoChoice,
+    when: datetime,
+) -> str:
+    """The ``<name>.error.txt`` beside a file that no entry of a shared folder takes."""
+    first = candidates[0]
+    converters = ", ".join(f"{name_of(f.converter)} {f.converter.version}" for f in candidates)
+    lines = [
+        "pywats could not convert this file; it was moved here unchanged.",
+        "",
+        f"file:      {source}",
+        f"size:      {'unknown' if size is None else f'{size} bytes'}",
+        f"folder:    {', '.join(f.name for f in candidates)} (watching {first.watch})",
+        f"converter: none of them takes it ({converters})",
+        f"time:      {when.isoformat(timespec='seconds')}",
+        f"reason:    {decision.reason}",
+        "field:     -",
+        "",
+        "What each entry's converter said (its pattern, and its sniff of the first "
+        f"{defaults.SNIFF_BYTES // 1024} KiB):",
+        *decision.explain()[2:],
+        "",
+        f"To try again, put it into a folder whose converter reads it, or move it back into "
+        f"{source.parent} once an entry there takes it. `pywats convert --explain FILE` "
+        "shows which converter takes a file and why.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -14,16 +14,20 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import attrs
 import trio
 
 from pywats import checks, defaults, postaction
 from pywats.converters.base import StationDefaults
+from pywats.converters.sniffing import NoChoice
 from pywats.errors import PywatsError
 from pywats.events import ComponentStatus, EventHub, Recorder
+from pywats.pipeline import folders as routing
+from pywats.pipeline import steps
 from pywats.pipeline.conversion import Conversion, Stop
 from pywats.pipeline.entries import Entry, WatchGroup
 from pywats.pipeline.folders import FolderConfig, check_folders
-from pywats.pipeline.outcomes import Job, Left, Outcome, Outcomes
+from pywats.pipeline.outcomes import Job, Left, Outcome, Outcomes, Rejected
 from pywats.pipeline.statistics import PipelineStatistics
 from pywats.store import Store
 
@@ -47,6 +51,14 @@ def _single(group: BaseException) -> BaseException:
     while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
         group = group.exceptions[0]
     return group
+
+
+@attrs.frozen
+class _Unclaimed:
+    """A file none of its candidate entries takes: who was asked, and what they said."""
+
+    candidates: list[FolderConfig]
+    decision: NoChoice
 
 
 _NOT_STARTED = Left(
@@ -127,6 +139,7 @@ class Pipeline:
                 raise ValueError(f"{what} {exc}") from None
         groups = check_folders(folders)
         self._workers = workers
+        self._wall_clock = wall_clock
         self._recorder = Recorder(hub, log)
         self._outcomes = Outcomes(self._recorder)
         self._stop = Stop()
@@ -309,21 +322,61 @@ class Pipeline:
                         batch.append(receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self._take([Job(self._entry_of(path), path) for path in batch])
+                jobs, unclaimed = await self._route(batch)
+                await self._take(jobs, unclaimed)
 
-    def _entry_of(self, path: Path) -> Entry:
-        """The entry a sent path belongs to: its watch folder's first matching entry."""
+    def _group_of(self, path: Path) -> WatchGroup:
+        """The watch folder a sent path belongs to (the deepest that holds it)."""
         for group in self._by_depth:
             root = group.watcher.folder
             if path.parent == root or (group.watcher.config.recursive and root in path.parents):
-                entry = group.entry_for(path.name)
-                # Always found: the watcher sends only names one of its entries wants.
-                return entry if entry is not None else group.entries[0]
+                return group
         raise AssertionError(f"{path} is in no watch folder")  # pragma: no cover
 
-    async def _take(self, jobs: list[Job]) -> None:
+    async def _route(self, paths: list[Path]) -> tuple[list[Job], dict[Job, _Unclaimed]]:
+        """A job per path, for the entry that takes it (:mod:`pywats.pipeline.folders`).
+
+        The name decides when one entry's patterns take it (or an unambiguous extension);
+        files that several entries may take have their heads read and sniffed, all in one
+        worker thread. Files none of them claims are returned as ``unclaimed`` (their job
+        is on the first candidate entry, whose error folder they go to).
+        """
+        jobs: list[Job] = []
+        sniff: list[tuple[int, list[Entry]]] = []
+        for path in paths:
+            group = self._group_of(path)
+            # Never empty: the watcher sends only names one of its entries wants.
+            wanted = [e for e in group.entries if e.wants(path.name)] or group.entries[:1]
+            route = routing.route_by_name([e.config for e in wanted], path.name)
+            if route is None and not self._stop.stopping:
+                sniff.append((len(jobs), wanted))
+            index = route.index if route is not None and route.index is not None else 0
+            jobs.append(Job(wanted[index], path))
+        unclaimed: dict[Job, _Unclaimed] = {}
+        if not sniff:
+            return jobs, unclaimed
+        work = [(jobs[i].path, [e.config for e in wanted]) for i, wanted in sniff]
+        routes = await routing.route_files(work)
+        for (i, wanted), got in zip(sniff, routes, strict=True):
+            # A file that vanished or cannot be read stays with the first candidate, whose
+            # read of it ends it (vanished, or rejected with the read error).
+            if not isinstance(got, routing.Route):
+                continue
+            if got.index is not None:
+                jobs[i] = Job(wanted[got.index], jobs[i].path)
+            elif isinstance(got.decision, NoChoice):
+                job = jobs[i]
+                job.sig = got.sig
+                job.size = None if got.sig is None else got.sig.size
+                job.problem = Rejected(got.decision.reason)
+                unclaimed[job] = _Unclaimed([e.config for e in wanted], got.decision)
+        return jobs, unclaimed
+
+    async def _take(self, jobs: list[Job], unclaimed: dict[Job, _Unclaimed] | None = None) -> None:
         """Work on the files a worker took; every one ends in one outcome, and is released."""
+        unclaimed = unclaimed or {}
         work: list[Job] = []
+        rejects: list[Job] = []
         for job in jobs:
             if self._stop.stopping:
                 self._outcomes.record(job, _NOT_STARTED)
@@ -333,26 +386,69 @@ class Pipeline:
             else:
                 job.in_hand = True
                 job.entry.in_hand += 1
-                work.append(job)
+                (rejects if job in unclaimed else work).append(job)
+        taken = rejects + work
         try:
-            if work:
+            if taken:
                 self._busy += 1
                 try:
-                    await self._conversion.process(work)
+                    if rejects:
+                        await self._reject_unclaimed(rejects, unclaimed)
+                    if work:
+                        await self._conversion.process(work)
                     # Every step records the outcomes it decides; none missing is a bug.
                     missing = RuntimeError("no outcome reached")
-                    self._end_unfinished(work, Left.unexpected(missing))
+                    self._end_unfinished(taken, Left.unexpected(missing))
                 except Exception as exc:
                     # A bug, not a bad file: the files are left where they are (looked
                     # at again after a restart), and the other batches go on.
-                    self._end_unfinished(work, Left.unexpected(exc))
+                    self._end_unfinished(taken, Left.unexpected(exc))
                 except BaseException:
-                    self._end_unfinished(work, _CANCELLED)  # the pipeline goes away
+                    self._end_unfinished(taken, _CANCELLED)  # the pipeline goes away
                     raise
                 finally:
                     self._busy -= 1
         finally:
             await self._release(jobs)
+
+    async def _reject_unclaimed(self, jobs: list[Job], unclaimed: dict[Job, _Unclaimed]) -> None:
+        """Move files no entry of their shared folder takes to the first candidate's error
+        folder, with a sidecar naming every candidate and its answer."""
+        when = self._wall_clock()
+        work: list[tuple[Path, Path, str, postaction.FileSig | None]] = []
+        for job in jobs:
+            about = unclaimed[job]
+            text = routing.unclaimed_sidecar_text(
+                candidates=about.candidates,
+                source=job.path,
+                size=job.size,
+                decision=about.decision,
+                when=when,
+            )
+            directory = job.entry.config.error_dir / job.entry.relative_folder(job.path)
+            work.append((job.path, directory, text, job.sig))
+        # Not abandoned on cancel: the sidecar and the move finish together.
+        results = await trio.to_thread.run_sync(steps.reject_many, work)
+        for job, result in zip(jobs, results, strict=True):
+            reason = unclaimed[job].decision.reason
+            outcome: Outcome
+            if isinstance(result, postaction.Placed):
+                job.gone = True
+                outcome = Rejected(reason, error_file=result.path, sidecar=result.sidecar)
+            elif isinstance(result, postaction.SourceChanged) and not result.gone:
+                outcome = Left(f"{reason}; but it changed since it was sniffed: looked at again")
+            elif isinstance(result, postaction.SourceChanged):
+                outcome = Rejected(reason, detail="it is gone now")
+            elif isinstance(result, OSError):
+                error_dir = job.entry.config.error_dir
+                outcome = Rejected(
+                    reason,
+                    detail=f"and it cannot be moved to {error_dir}: {result}; it stays where it is",
+                    level=logging.ERROR,
+                )
+            else:
+                outcome = Left.unexpected(result)
+            self._outcomes.record(job, outcome)
 
     def _end_unfinished(self, jobs: Sequence[Job], outcome: Outcome) -> None:
         for job in jobs:

@@ -26,7 +26,6 @@ from pywats.converters import (
     discover,
     load_converter,
     run_converter,
-    select,
 )
 from pywats.converters.csv import (
     CsvArguments,
@@ -35,9 +34,10 @@ from pywats.converters.csv import (
     HeaderConstants,
     NumericStep,
 )
+from pywats.converters.registry import BUILTINS
 from pywats.converters.wsjf import WsjfConverter
 from pywats.converters.wstf import WstfArguments, WstfConverter
-from pywats.errors import ConfigError, ConversionError, PywatsError
+from pywats.errors import ConfigError, ConversionError
 from pywats.report import Report, wsjf
 from tests.report import minimal
 
@@ -145,7 +145,9 @@ def report_bytes() -> bytes:
 def test_builtins_are_known_without_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     use_entry_points(monkeypatch)
     found = discover()
-    assert list(found) == ["wsjf", "wsxf", "wstf", "csv"]
+    assert list(found) == list(BUILTINS)
+    assert list(found)[:4] == ["wsjf", "wsxf", "wstf", "csv"]
+    assert {"atml", "teststand-xml", "i3070", "spea", "xjtag", "klippel"} <= set(found)
     assert found["wstf"] is WstfConverter
     assert found["csv"] is CsvConverter
     assert set(builtin_converters()) == set(found)
@@ -157,7 +159,7 @@ def test_entry_points_are_discovered(plugins: str, monkeypatch: pytest.MonkeyPat
         monkeypatch, echo=f"{plugins}:Echo", wsjf="pywats.converters.wsjf:WsjfConverter"
     )
     found = discover()
-    assert list(found) == ["wsjf", "wsxf", "wstf", "csv", "echo"]  # built-ins first
+    assert list(found) == [*BUILTINS, "echo"]  # built-ins first
     assert found["echo"].__name__ == "Echo"
     assert found["wsjf"] is WsjfConverter  # pywats' own entry point: the same class, merged
 
@@ -241,7 +243,11 @@ def test_a_converter_without_arguments_class_gets_the_raw_table(plugins: str) ->
 @pytest.mark.parametrize(
     ("spec", "key", "fragment"),
     [
-        ("nope", "converters.nope", "unknown converter 'nope' (known: csv, wsjf, wstf, wsxf"),
+        (
+            "nope",
+            "converters.nope",
+            "unknown converter 'nope' (known: atml, csv, i3070, klippel, spea",
+        ),
         ("no_such_module:X", '"converters"."no_such_module:X"', "cannot import"),
         ("fake_plugins:Nothing", '"converters"."fake_plugins:Nothing"', "has no 'Nothing'"),
         ("fake_plugins:Grumpy", "converters.grumpy", "no licence dongle"),
@@ -272,17 +278,6 @@ def test_station_defaults_and_fresh_ids_for_wsjf() -> None:
     kept = loaded.convert(Source(Path("a.json"), report_bytes()), station)[0]
     assert kept.machine_name == minimal.uut()["machineName"]
     assert kept.id == minimal.uut()["id"]
-
-
-def test_select_takes_classes_and_instances(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_entry_points(monkeypatch)
-    found = discover()
-    assert isinstance(select(Path("r.TXT"), None, found), WstfConverter)
-    assert isinstance(select(Path("r.csv"), None, found), CsvConverter)
-    assert isinstance(select(Path("r.dat"), "wsjf", found), WsjfConverter)
-    assert isinstance(select(Path("r.json"), None, builtin_converters()), WsjfConverter)
-    with pytest.raises(PywatsError, match=r"no converter matches 'r\.dat'"):
-        select(Path("r.dat"), None, found)
 
 
 def test_argument_errors_at_convert_time_are_conversion_errors() -> None:
@@ -431,16 +426,40 @@ def _doc_blocks() -> list[tuple[str, str]]:
 
 
 def test_docs_config_examples_load_and_convert_the_sample_files() -> None:
-    entries = [
-        e for _, b in _doc_blocks() if "[[converters]]" in b for e in tomllib.loads(b)["converters"]
+    blocks = _doc_blocks()
+    configs = [
+        (i, tomllib.loads(b)["converters"])
+        for i, (_, b) in enumerate(blocks)
+        if "[[converters]]" in b
     ]
-    samples = [b for lang, b in _doc_blocks() if not lang and b.startswith(("Serial", "--Header"))]
-    assert [e["name"] for e in entries] == ["wstf", "wstf", "csv", "csv"]
-    assert len(samples) == 3
-    loaded = [load_converter(e["name"], e.get("arguments", {})) for e in entries]
-    for converter, sample in zip(loaded[1:], samples, strict=True):
-        reports = converter.convert(Source(Path("sample"), sample.encode()))
-        assert reports[0].sn == "SN-0001"
+    # Every example entry names a converter that exists, with arguments that load
+    # (a `command` entry names a program of the reader's own: not loadable here).
+    named = [e for _, entries in configs for e in entries if "command" not in e]
+    assert {e["name"] for e in named} >= {"wstf", "csv", "atml", "spea", "xjtag", "klippel"}
+    loaded = {id(e): load_converter(e["name"], e.get("arguments", {})) for e in named}
+    # Every sample file in the docs converts with the example entry nearest before it.
+    samples = [
+        (i, b)
+        for i, (lang, b) in enumerate(blocks)
+        if not lang and b.startswith(("Serial", "--Head"))
+    ]
+    assert len(samples) >= 4
+    for index, sample in samples:
+        # The nearest example entry (before or after it) that reads the sample: a
+        # shared-folder example may stand between a sample and its own entry.
+        near = sorted(
+            ((abs(i - index), e) for i, entries in configs for e in entries if id(e) in loaded),
+            key=lambda pair: pair[0],
+        )
+        for _, entry in near:
+            try:
+                reports = loaded[id(entry)].convert(Source(Path("sample"), sample.encode()))
+            except ConversionError:
+                continue
+            assert reports[0].sn in sample, (entry["name"], sample[:40])
+            break
+        else:
+            raise AssertionError(f"no example entry converts the sample {sample[:40]!r}")
 
 
 @pytest.mark.parametrize(
