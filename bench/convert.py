@@ -1,0 +1,254 @@
+"""Benchmark every converter on real files, and the cost of choosing one. Prints figures.
+
+    .venv/bin/python bench/convert.py [--seconds S] [--format NAME ...]
+
+For each converter: the real files of ``tests/data/equipment/<format>/`` (wsjf and wsxf:
+the WATS exports in ``tests/data``; wstf and csv: generated files, as ``tests/data`` has
+none they could read without a config), converted over and over on one core (one
+thread, in this process) for at least ``--seconds`` (default 1 s), reading nothing
+from disk while timed. Figures per format:
+
+* files/s and MB/s of conversion (target: at least 5 MB/s per format);
+* the sniff cost per file: the format's own ``sniff`` on the file's first 64 KiB, and
+  the whole choice ``pywats convert`` makes (every installed converter's pattern and
+  sniff, :func:`pywats.converters.sniffing.choose`).
+
+A format whose converter module does not exist yet is skipped with a line saying so,
+and so is a file that does not convert (with its error). The exit status is 0 even when
+a target is missed: a bench prints figures, it does not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pywats.converters import BUILTINS, ConversionContext, Source, run_converter
+from pywats.converters.base import Converter
+from pywats.converters.registry import check_converter_class, import_spec
+from pywats.converters.sniffing import Candidate, choose
+from pywats.defaults import SNIFF_BYTES
+from pywats.errors import ConfigError, ConversionError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+EQUIPMENT = DATA / "equipment"
+TARGET_MB_S = 5.0
+
+#: Every format of issue 13, in the order the table shows them, with its data folder.
+FORMATS = (
+    "wsjf",
+    "wsxf",
+    "wstf",
+    "csv",
+    "atml",
+    "teststand-xml",
+    "i3070",
+    "teradyne-gr228x",
+    "teradyne-spectrum",
+    "spea",
+    "xjtag",
+    "klippel",
+)
+
+CSV_ARGUMENTS: dict[str, Any] = {
+    "columns": {"sn": "Serial", "start": "Date", "operator": "Operator"},
+    "constants": {"pn": "PCBA-100", "rev": "A"},
+    "steps": [
+        {"valueColumn": "VCC", "lowColumn": "VCC_min", "highColumn": "VCC_max", "unit": "V"},
+        {"valueColumn": "Idle", "name": "Idle current", "high": 0.5, "unit": "A"},
+    ],
+}
+
+
+@attrs.frozen
+class Input:
+    """One file as the converter is given it (read before timing)."""
+
+    path: Path
+    source: Source
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.source.data) + sum(len(b) for b in self.source.companions.values())
+
+
+def _wstf_file(uuts: int = 40, steps: int = 250) -> bytes:
+    parts: list[str] = []
+    for u in range(uuts):
+        parts.append(
+            f"--Header-Start--\nSerialNumber\tSN-{u:05d}\nPartNumber\tPCBA-100\nRevision\tA\n"
+            "StartDateTime\t2026-02-01T09:15:00+01:00\nOperatorName\tola\n"
+            "--Step-Data-Start--\nSequenceCall\tPower\n"
+        )
+        parts.extend(
+            f"NumericLimitTest\tVCC {s}\t\t{5 + s / 1e4:.4f}\t4.9\t5.1\tGELE\tV\n"
+            for s in range(steps)
+        )
+        parts.append("EndSequenceCall\n--Step-Data-End--\nUUTStatus\tPassed\n--UUT-End--\n")
+    return "".join(parts).encode()
+
+
+def _csv_file(rows: int = 20_000) -> bytes:
+    lines = ["Serial,Date,Operator,VCC,VCC_min,VCC_max,Idle,Result"]
+    lines.extend(
+        f"SN-{n:06d},2026-02-01T09:15:00+01:00,ola,{5 + n % 7 / 100:.2f},4.9,5.1,0.3,"
+        for n in range(rows)
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _companions(converter: Converter, path: Path) -> dict[str, bytes]:
+    """The companions' bytes keyed as :class:`Source` documents (relative to the folder of
+    ``path``), for a converter that names companions (Klippel)."""
+    named: Callable[[Path], Any] | None = getattr(converter, "companions", None)
+    if named is None:
+        return {}
+    out: dict[str, bytes] = {}
+    for companion in named(path):
+        members = sorted(companion.rglob("*")) if companion.is_dir() else [companion]
+        for member in members:
+            if member.is_file():
+                out[member.relative_to(path.parent).as_posix()] = member.read_bytes()
+    return out
+
+
+def _source(converter: Converter, path: Path, data: bytes) -> Source:
+    companions = _companions(converter, path)
+    if companions and "companions" in attrs.fields_dict(Source):
+        return Source(path, data, companions=companions)
+    return Source(path, data)
+
+
+def inputs(name: str, converter: Converter) -> list[Input]:
+    """The files a format is measured on."""
+    if name == "wstf":
+        return [Input(Path("bench.txt"), Source(Path("bench.txt"), _wstf_file()))]
+    if name == "csv":
+        source = Source(Path("bench.csv"), _csv_file())
+        return [Input(Path("bench.csv"), source, CSV_ARGUMENTS)]
+    if name == "wsjf":
+        paths = sorted(DATA.glob("*.json"))
+    elif name == "wsxf":
+        paths = sorted(DATA.glob("*.xml"))
+    else:
+        folder = EQUIPMENT / name
+        if not folder.is_dir():
+            return []
+        # Files inside a companion folder are read with their header file, not alone.
+        companion_dirs = {
+            p.with_suffix("") for p in folder.glob("*.txt") if p.with_suffix("").is_dir()
+        }
+        paths = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.name != "README.md" and p not in companion_dirs
+        )
+    return [Input(p, _source(converter, p, p.read_bytes())) for p in paths]
+
+
+def _timed(run: Callable[[], object], seconds: float) -> tuple[int, float]:
+    """Run ``run`` until ``seconds`` have passed (at least once): (rounds, elapsed)."""
+    rounds = 0
+    start = time.perf_counter()
+    while True:
+        run()
+        rounds += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return rounds, elapsed
+
+
+def _load(name: str) -> type[Converter] | str:
+    spec = BUILTINS.get(name)
+    if spec is None:
+        return "not registered in pywats.converters.registry.BUILTINS yet"
+    try:
+        return check_converter_class(import_spec(spec, key=name), key=name, origin=spec)
+    except ConfigError as exc:
+        return f"cannot be loaded yet ({exc})"
+
+
+def bench(name: str, cls: type[Converter], candidates: list[Candidate], seconds: float) -> str:
+    converter = cls()
+    files = inputs(name, converter)
+    good: list[Input] = []
+    for item in files:
+        context = ConversionContext(arguments=dict(item.arguments))
+        try:
+            run_converter(converter, item.source, context)
+        except ConversionError as exc:
+            print(f"  {name}: {item.path.name} does not convert, left out: {exc}")
+            continue
+        good.append(item)
+    if not good:
+        return f"{name:<18} no file to measure (tests/data/equipment/{name}/ has none it reads)"
+    contexts = [ConversionContext(arguments=dict(item.arguments)) for item in good]
+    total = sum(item.size for item in good)
+
+    def convert_all() -> None:
+        for item, context in zip(good, contexts, strict=True):
+            run_converter(converter, item.source, context)
+
+    rounds, elapsed = _timed(convert_all, seconds)
+    files_s = rounds * len(good) / elapsed
+    mb_s = rounds * total / elapsed / 1e6
+    heads = [(item.path.name, item.source.data[:SNIFF_BYTES]) for item in good]
+    sniff = getattr(cls, "sniff", None)
+    own_us = "-"
+    if sniff is not None:
+        rounds_s, elapsed_s = _timed(lambda: [sniff(h, n) for n, h in heads], 0.2)
+        own_us = f"{elapsed_s / (rounds_s * len(heads)) * 1e6:.0f}"
+    rounds_c, elapsed_c = _timed(lambda: [choose(n, h, candidates) for n, h in heads], 0.2)
+    choose_us = elapsed_c / (rounds_c * len(heads)) * 1e6
+    verdict = "ok" if mb_s >= TARGET_MB_S else f"BELOW {TARGET_MB_S:g} MB/s"
+    return (
+        f"{name:<18} {len(good):>5} {total / 1e6:>9.3f} {files_s:>10,.1f} {mb_s:>8.2f} "
+        f"{own_us:>9} {choose_us:>10.0f}  {verdict}"
+    )
+
+
+def main(seconds: float, only: list[str]) -> None:
+    print(f"machine: nproc={os.cpu_count()}, python {platform.python_version()}, one thread")
+    print(f"         {platform.platform()}")
+    names = [n for n in FORMATS if not only or n in only]
+    names += [n for n in BUILTINS if n not in FORMATS and (not only or n in only)]
+    loaded: dict[str, type[Converter]] = {}
+    skipped: list[str] = []
+    for name in names:
+        got = _load(name)
+        if isinstance(got, str):
+            skipped.append(f"{name:<18} skipped: the converter {got}")
+        else:
+            loaded[name] = got
+    # The choice pywats convert makes considers every converter that loads.
+    everyone = {n: c for n in BUILTINS if not isinstance(c := _load(n), str)}
+    candidates = [Candidate.of(cls, name=n) for n, cls in everyone.items()]
+    print(f"at least {seconds:g} s per format; sniff costs over the first {SNIFF_BYTES} bytes")
+    print()
+    print(
+        f"{'format':<18} {'files':>5} {'MB/round':>9} {'files/s':>10} {'MB/s':>8} "
+        f"{'sniff µs':>9} {'choose µs':>10}  target"
+    )
+    for name, cls in loaded.items():
+        print(bench(name, cls, candidates, seconds), flush=True)
+    for line in skipped:
+        print(line)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per format (s)")
+    parser.add_argument("--format", action="append", default=[], help="only these formats")
+    options = parser.parse_args()
+    main(options.seconds, options.format)
+    sys.exit(0)
