@@ -711,11 +711,11 @@ def _list(
         where.append("state = ?")
         params.append(str(state))
     if sn:
-        # LIKE is case-insensitive for ASCII, which is what serial numbers are; the user's
-        # text is matched literally, so % and _ in it are escaped.
+        # LIKE is case-insensitive for ASCII, which is what serial and part numbers are;
+        # the user's text is matched literally, so % and _ in it are escaped.
         escaped = sn.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("sn LIKE ? ESCAPE '\\'")
-        params.append(f"%{escaped}%")
+        where.append("(sn LIKE ? ESCAPE '\\' OR pn LIKE ? ESCAPE '\\')")
+        params += [f"%{escaped}%", f"%{escaped}%"]
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM reports{clause}"
@@ -1372,8 +1372,8 @@ class Store:
 
         Args:
             state: only reports in this state.
-            sn: only reports whose serial number contains this text (ASCII
-                case-insensitive, matched literally).
+            sn: only reports whose serial number or part number contains this text
+                (ASCII case-insensitive, matched literally).
             limit: page size.
             offset: how many matching reports to skip.
         """

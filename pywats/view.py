@@ -32,6 +32,7 @@ import trio
 from pywats import __version__, logs
 from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
+from pywats.errorfiles import ErrorFile, list_error_files, restore_error_file
 from pywats.errors import ConfigError, PywatsError
 from pywats.events import (
     ComponentStatus,
@@ -179,6 +180,8 @@ class ServerView:
     retried: int
     in_flight: int
     last_error: str | None
+    clock_ahead_s: float | None = None
+    """How far the station's clock is ahead of the server's, from its last probe."""
 
 
 @attrs.frozen
@@ -226,6 +229,7 @@ def _server(status: UploaderStatus) -> ServerView:
         retried=status.retried,
         in_flight=status.in_flight,
         last_error=status.last_error,
+        clock_ahead_s=status.clock_ahead_s,
     )
 
 
@@ -564,6 +568,71 @@ class ServiceView:
     def disable_folder(self, name: str) -> None:
         """Stop taking files from watch folder ``name``; the others go on."""
         self._parts()[2].disable_folder(name)
+
+    # --- files that did not convert -------------------------------------------------------
+
+    def _folder(self, name: str) -> FolderConfig:
+        self._parts()
+        for folder in self._folders:
+            if folder.name == name:
+                return folder
+        raise KeyError(name)
+
+    async def error_files(
+        self, folder: str | None = None, limit: int = 200
+    ) -> tuple[list[tuple[str, ErrorFile]], bool]:
+        """The files of the error folders (of ``folder`` only, if given), newest first.
+
+        Returns ``(folder name, file)`` pairs, at most ``limit``, and whether there were
+        more. Two entries that share an error folder both list its files.
+
+        Raises:
+            ServiceStartingError: the folders are not known yet.
+            KeyError: no watch folder entry named ``folder``.
+        """
+        if folder is not None:
+            chosen = [self._folder(folder)]
+        else:
+            self._parts()
+            chosen = list(self._folders)
+
+        def scan() -> tuple[list[tuple[str, ErrorFile]], bool]:
+            found: list[tuple[str, ErrorFile]] = []
+            more = False
+            for entry in chosen:
+                files, cut = list_error_files(
+                    entry.error_dir, recursive=entry.recursive, limit=limit
+                )
+                more = more or cut
+                found.extend((entry.name, f) for f in files)
+            found.sort(key=lambda item: item[1].mtime, reverse=True)
+            return found[:limit], more or len(found) > limit
+
+        # In a thread: an error folder may be on a slow share.
+        return await trio.to_thread.run_sync(scan)
+
+    async def restore_error_file(self, folder: str, name: str) -> Path:
+        """Move ``name`` from ``folder``'s error folder back into its watch folder.
+
+        Returns the file's path in the watch folder. See
+        :func:`pywats.errorfiles.restore_error_file` for what is refused.
+
+        Raises:
+            ServiceStartingError: the folders are not known yet.
+            KeyError: no watch folder entry named ``folder``.
+            RestoreRefusedError, ErrorFileNotFoundError, NameTakenError, OSError: as
+                :func:`~pywats.errorfiles.restore_error_file`.
+        """
+        entry = self._folder(folder)
+        target = await trio.to_thread.run_sync(
+            lambda: restore_error_file(
+                entry.error_dir, entry.watch, name, recursive=entry.recursive
+            )
+        )
+        log.info(
+            "%s: %s moved back from the error folder to %s by the operator", folder, name, target
+        )
+        return target
 
     async def test_server(self, timeout_s: float = TEST_TIMEOUT_S) -> ServerView:
         """Probe the server now and return what it answered (or the state at the timeout)."""

@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--sn",
         dest="sn",
         metavar="SN",
-        help="only serial numbers containing this (case-insensitive)",
+        help="only serial or part numbers containing this (case-insensitive)",
     )
     listing.add_argument(
         "--limit", type=_non_negative, default=50, help="page size (default: %(default)s)"

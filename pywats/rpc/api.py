@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from pywats.errorfiles import ErrorFileNotFoundError, NameTakenError, RestoreRefusedError
 from pywats.events import (
     PUBLISHED,
     Gap,
@@ -85,7 +86,8 @@ def _not_stopping(view: ServiceView) -> None:
     result=(
         "{instance, version, protocol {version, oldest}, state (starting|running|paused|"
         "stopping), uptime_s, pid, stream, server {url, state (online|offline|paused|none),"
-        " version, latency_ms, reason, uploaded, failed, retried, in_flight, last_error},"
+        " version, latency_ms, reason, uploaded, failed, retried, in_flight, last_error,"
+        " clock_ahead_s (the station's clock ahead of the server's, s)},"
         " queue {pending, uploading, done, failed, oldest_pending_age_s, total_bytes} or null"
         " while starting, folders [{name, path, converter, enabled, processed, rejected,"
         " last_error}], clock (epoch s)}"
@@ -168,7 +170,12 @@ def _report_row(report: Any, *, body: bool) -> dict[str, Any]:
     doc="One page of reports, newest first, without bodies; pass next_cursor for the next.",
     params=(
         Param("state", ParamType.STRING, "only reports in this state", default=None),
-        Param("search", ParamType.STRING, "serial number contains this text", default=None),
+        Param(
+            "search",
+            ParamType.STRING,
+            "serial or part number contains this text",
+            default=None,
+        ),
         Param(
             "limit",
             ParamType.INTEGER,
@@ -354,6 +361,98 @@ async def _enable(ctx: Context, name: str) -> dict[str, Any]:
 )
 async def _disable(ctx: Context, name: str) -> dict[str, Any]:
     return _folder(ctx, name, False)
+
+
+# --- files that did not convert ---------------------------------------------------------
+
+ERROR_FILES_MAX = 1000
+
+
+def _unknown_folder(name: str) -> RpcError:
+    return RpcError(ErrorCode.UNKNOWN_FOLDER, f"no watch folder named {name!r}", {"name": name})
+
+
+@REGISTRY.method(
+    "files.errors",
+    doc=(
+        "The files watch folders could not convert (their error folders), newest first, each"
+        " with the text of its <name>.error.txt."
+    ),
+    params=(
+        Param("folder", ParamType.STRING, "only this watch folder entry's", default=None),
+        Param(
+            "limit",
+            ParamType.INTEGER,
+            "files at most",
+            default=200,
+            minimum=1,
+            maximum=ERROR_FILES_MAX,
+        ),
+    ),
+    result=(
+        "{files [{folder, name (below the error folder), path, size, mtime, sidecar or null,"
+        " error (the sidecar's text, at most 8192 characters)}], truncated}"
+    ),
+    errors=(_STARTING, ErrorCode.UNKNOWN_FOLDER),
+)
+async def _files_errors(ctx: Context, folder: str | None, limit: int) -> dict[str, Any]:
+    try:
+        found, truncated = await ctx.view.error_files(folder, limit)
+    except KeyError:
+        raise _unknown_folder(folder or "") from None
+    files = []
+    for name, entry in found:
+        row: dict[str, Any] = {"folder": name}
+        row.update(wire.unstructure(entry))
+        files.append(row)
+    return {"files": files, "truncated": truncated}
+
+
+@REGISTRY.method(
+    "files.restore",
+    doc=(
+        "Move a file back from a watch folder's error folder into the watch folder, to be"
+        " converted again (its .error.txt is removed). Refuses names outside the error"
+        " folder; never overwrites a file in the watch folder."
+    ),
+    params=(
+        Param("folder", ParamType.STRING, "the watch folder entry's name", required=True),
+        Param(
+            "name",
+            ParamType.STRING,
+            "the file's name below the error folder (as files.errors lists it)",
+            required=True,
+        ),
+    ),
+    result="{folder, name, path (its path in the watch folder)}",
+    errors=(
+        _STARTING,
+        _STOPPING,
+        ErrorCode.UNKNOWN_FOLDER,
+        ErrorCode.FILE_NOT_FOUND,
+        ErrorCode.FILE_EXISTS,
+        ErrorCode.FILE_ERROR,
+    ),
+)
+async def _files_restore(ctx: Context, folder: str, name: str) -> dict[str, Any]:
+    _not_stopping(ctx.view)
+    try:
+        target = await ctx.view.restore_error_file(folder, name)
+    except KeyError:
+        raise _unknown_folder(folder) from None
+    except RestoreRefusedError as exc:
+        raise RpcError(
+            ErrorCode.INVALID_PARAMS, f"invalid params: {exc}", {"param": "name"}
+        ) from None
+    except ErrorFileNotFoundError as exc:
+        raise RpcError(ErrorCode.FILE_NOT_FOUND, str(exc), {"name": name}) from None
+    except NameTakenError as exc:
+        raise RpcError(ErrorCode.FILE_EXISTS, str(exc), {"name": name}) from None
+    except OSError as exc:
+        raise RpcError(
+            ErrorCode.FILE_ERROR, f"cannot move {name!r} back: {exc.strerror or exc}"
+        ) from None
+    return {"folder": folder, "name": name, "path": str(target)}
 
 
 # --- server -----------------------------------------------------------------------------

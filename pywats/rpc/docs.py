@@ -85,6 +85,9 @@ _ERROR_DOCS = {
     ErrorCode.UNKNOWN_FOLDER: "no watch folder entry of that name",
     ErrorCode.QUEUE_ERROR: "the queue database could not do it (the message says why)",
     ErrorCode.NO_CONFIG: "the service was not started from a configuration file",
+    ErrorCode.FILE_NOT_FOUND: "no such file in the error folder (moved back or removed already)",
+    ErrorCode.FILE_EXISTS: "the watch folder has a file of that name; it is never overwritten",
+    ErrorCode.FILE_ERROR: "the file system refused (permissions, a full disk); the message says",
 }
 
 

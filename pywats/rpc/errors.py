@@ -62,6 +62,12 @@ class ErrorCode(enum.IntEnum):
     """The queue database could not do what was asked."""
     NO_CONFIG = -32008
     """The service was not started from a configuration (only tests build one that way)."""
+    FILE_NOT_FOUND = -32009
+    """No such file in the error folder (moved back or removed already)."""
+    FILE_EXISTS = -32010
+    """The watch folder already has a file of that name; it is never overwritten."""
+    FILE_ERROR = -32011
+    """The file system refused (permissions, a full disk); the message says why."""
 
 
 class RpcError(PywatsError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from email.utils import parsedate_to_datetime
 
 import attrs
 
@@ -45,3 +46,21 @@ class UploaderStatus:
     """Transient failures that scheduled a retry."""
     in_flight: int
     """Uploads running now."""
+    clock_ahead_s: float | None = None
+    """How far this station's clock is ahead of the server's (negative: behind), from the
+    ``Date`` of the last successful probe (to the second); ``None`` until one came."""
+
+
+def clock_ahead(date: str | None, now: float) -> float | None:
+    """How far ``now`` (epoch seconds) is ahead of an HTTP ``Date`` header's time;
+    ``None`` without a readable one. The header has whole seconds, so the answer is good
+    to about one second (plus half the round trip)."""
+    if not date:
+        return None
+    try:
+        when = parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return round(now - when.timestamp(), 3)

@@ -96,7 +96,7 @@ from pywats.upload.health import (
     UploadNow,
     WaitUntil,
 )
-from pywats.upload.status import UploaderState, UploaderStatus
+from pywats.upload.status import UploaderState, UploaderStatus, clock_ahead
 from pywats.upload.wakeup import Wakeup
 
 __all__ = ["Uploader"]
@@ -157,6 +157,7 @@ class Uploader:
         self._hold_shown = -math.inf
         self._server_version: str | None = None
         self._latency_ms: float | None = None
+        self._clock_ahead_s: float | None = None
         self._last_error: str | None = None
         self._uploaded = 0
         self._failed = 0
@@ -220,6 +221,7 @@ class Uploader:
             server_url=self._server_url(),
             server_version=self._server_version,
             latency_ms=self._latency_ms,
+            clock_ahead_s=self._clock_ahead_s,
             last_error=None if self._last_error is None else self._scrub(self._last_error),
             uploaded=self._uploaded,
             failed=self._failed,
@@ -826,6 +828,9 @@ class Uploader:
             answer = self._answer(response)
             if answer.status is not None and 200 <= answer.status <= 299:
                 version = version_text(response)
+                # The station's clock against the server's: a station clock that runs
+                # ahead puts wrong times on every report (the TUI warns about it).
+                self._clock_ahead_s = clock_ahead(response.headers.get("date"), self._store.clock())
         now = trio.current_time()
         if self._ending:
             return
