@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 ## run: set up and run the service on its defaults (instance 'demo'; Ctrl-C stops it)
 run: $(STAMP)
 	$(BIN)/pywats serve --instance demo
+
+## demo: the whole product in a temporary directory (receiver, service, reports, TUI; q quits)
+demo: $(STAMP)
+	$(BIN)/pywats demo
 
 ## test: set up and run the whole test suite
 test: $(STAMP)

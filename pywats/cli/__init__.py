@@ -5,7 +5,9 @@ One module per command registers its subparser and handler: :mod:`pywats.cli.con
 :mod:`pywats.cli.receiver`, and the commands that talk to a running service over its
 control socket: :mod:`pywats.cli.status`, :mod:`pywats.cli.events` and
 :mod:`pywats.cli.control` (pause, resume, stop), :mod:`pywats.cli.manage` (converters,
-server test, config reload, info, instances). Every command returns an exit code;
+server test, config reload, info, instances), :mod:`pywats.cli.files` (files that did not
+convert); :mod:`pywats.cli.tui` (the terminal UI, which imports textual only when it runs)
+and :mod:`pywats.cli.demo`. Every command returns an exit code;
 errors a user can cause are printed as one line on stderr
 (``pywats <command>: <what>: <why>``), never as a traceback.
 """
@@ -30,12 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
         config,
         control,
         convert,
+        demo,
         events,
+        files,
         manage,
         queue,
         receiver,
         serve,
         status,
+        tui,
     )
 
     parser = argparse.ArgumentParser(
@@ -53,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     events.register(sub)
     control.register(sub)
     manage.register(sub)
+    files.register(sub)
+    tui.register(sub)
+    demo.register(sub)
     return parser
 
 

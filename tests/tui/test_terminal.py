@@ -1,0 +1,287 @@
+"""``pywats tui`` and ``pywats demo`` in a real terminal: tmux (``capture-pane`` reads the
+screen, ``send-keys`` types), and a bare pseudo-terminal for the end of input.
+
+Each test starts real processes and waits for what the screen shows with a bounded
+deadline (polling, as between processes there is nothing to wait on), then checks that
+the process exits the way it should and leaves no process behind. The tmux server is a
+private one per test (``tmux -L``), killed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import PYWATS, Instance, stop, wait_for
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
+
+DEADLINE_S = 30.0
+
+
+class Tmux:
+    """A private tmux server with one 80x24 pane running ``command``.
+
+    The pane's shell runs the command and writes its exit status to a file (tmux's own
+    ``pane_dead_status`` is not always filled in yet when the pane is dead); ``pid`` is
+    the command's process.
+    """
+
+    def __init__(self, command: str, env: dict[str, str], status: Path) -> None:
+        assert TMUX is not None
+        self.name = f"pywats-test-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        self.status = status
+        self._tmux(
+            "new-session", "-d", "-s", "t", "-x", "80", "-y", "24",
+            f"{command}; echo $? > {status}",
+        )  # fmt: skip
+        shell = int(self._tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").strip())
+        found: list[int] = wait_for(
+            lambda: children(shell), timeout=DEADLINE_S, what="the command to start"
+        )
+        self.pid = found[0]
+
+    def _tmux(self, *args: str) -> str:
+        assert TMUX is not None
+        done = subprocess.run(
+            [TMUX, "-L", self.name, "-f", os.devnull, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "t", *keys)
+
+    def wait_for(self, condition: Callable[[str], object], what: str) -> str:
+        """Wait until the screen satisfies ``condition``; return the screen."""
+        shown: list[str] = []
+
+        def check() -> bool:
+            shown[:] = [self.screen()]
+            return bool(condition(shown[0]))
+
+        try:
+            wait_for(check, timeout=DEADLINE_S, what=what)
+        except AssertionError:
+            raise AssertionError(f"{what}; the screen:\n{shown[0] if shown else ''}") from None
+        return shown[0]
+
+    def exit_status(self) -> int:
+        """Wait for the pane's command to end; its exit status."""
+
+        def written() -> str | None:
+            try:
+                text = self.status.read_text().strip()
+            except FileNotFoundError:
+                return None
+            return text or None
+
+        return int(wait_for(written, timeout=DEADLINE_S, what="the command to exit"))
+
+    def close(self) -> None:
+        subprocess.run(
+            [TMUX or "tmux", "-L", self.name, "kill-server"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of the running pywats processes that mention ``text`` (not the tmux
+    server nor the pane's shell, which name it in their own command lines)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in line and line.startswith(f"{sys.executable} -m pywats.cli"):
+                found.append(line)
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[Instance, list[subprocess.Popen[str]]]]:
+    inst = Instance(tmp_path, "ict", server_url=None)
+    procs = [inst.serve()]
+    inst.wait_ready()
+    try:
+        yield inst, procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        inst.notify.close()
+
+
+def _command(*args: str) -> str:
+    return " ".join([*PYWATS, *args])
+
+
+def test_the_tui_in_tmux_follows_the_service_and_ends_on_sighup(
+    service: tuple[Instance, list[subprocess.Popen[str]]],
+) -> None:
+    inst, procs = service
+    paged = inst.root / "paged.txt"
+    # A "pager" that copies what it is given (sed's w command) and returns at once.
+    env = inst.env({"TERM": "xterm-256color", "PAGER": f"sed -n w{paged}"})
+    tmux = Tmux(_command("tui", "--instance", "ict", "--refresh", "0.2"), env, inst.root / "status")
+    try:
+        tmux.wait_for(lambda s: "running" in s and "0 pending" in s, "the dashboard")
+        inst.drop(3)
+        tmux.wait_for(lambda s: "3 pending" in s, "3 pending in the header")
+        tmux.keys("2")
+        tmux.wait_for(lambda s: s.count("SN-000000") == 3, "the queue's rows")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "server said" in s, "the report's detail")
+        tmux.keys("v")  # the terminal is handed to $PAGER, and back
+        wait_for(paged.exists, timeout=DEADLINE_S, what="the pager")
+        assert '"sn": "SN-000000' in paged.read_text()
+        tmux.wait_for(lambda s: "server said" in s, "the detail again after the pager")
+        tmux.keys("Escape")
+        # Before the next key: an escape followed at once by "1" reads as alt+1.
+        tmux.wait_for(lambda s: "server said" not in s, "the queue again")
+        tmux.keys("1")
+        assert stop(procs.pop(), signal.SIGTERM) == 0
+        screen = tmux.wait_for(lambda s: "The service is not running" in s, "not running")
+        assert str(inst.socket()) in "".join(screen.split())
+        procs.append(inst.serve())
+        inst.wait_ready()
+        tmux.wait_for(
+            lambda s: "running" in s and "not running" not in s and "3 pending" in s,
+            "the service back",
+        )
+        assert children(tmux.pid) == []  # no child of its own, trio or otherwise
+        os.kill(tmux.pid, signal.SIGHUP)  # what a dropped SSH session sends
+        assert tmux.exit_status() == 128 + signal.SIGHUP
+        assert gone(tmux.pid)
+        log = (inst.state / "tui.log").read_text()
+        assert "SIGHUP received: quitting" in log
+        assert "exit 129" in log
+    finally:
+        tmux.close()
+
+
+def test_the_end_of_input_ends_the_tui(
+    service: tuple[Instance, list[subprocess.Popen[str]]],
+) -> None:
+    inst, _ = service
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*PYWATS, "tui", "--instance", "ict"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=inst.env({"TERM": "xterm-256color"}),
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+
+        def connected() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                seen.extend(os.read(master, 65536))
+            return b"running" in seen
+
+        os.set_blocking(master, False)
+        wait_for(connected, timeout=DEADLINE_S, what="the TUI to draw")
+        started = time.monotonic()
+        os.close(master)  # the terminal goes away: its input ends
+        assert proc.wait(timeout=DEADLINE_S) == 0
+        assert time.monotonic() - started < 10
+        assert "the terminal's input ended" in (inst.state / "tui.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_without_a_terminal_it_says_so_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*PYWATS, "tui", "--instance", "ict"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "pywats tui: needs a terminal (stdin and stderr are not one); for a one-shot look"
+        " use `pywats status`"
+    ]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("way", ["q", "SIGHUP"])
+def test_the_demo_shows_everything_and_leaves_nothing(tmp_path: Path, way: str) -> None:
+    workdir = tmp_path / "demo"
+    env = dict(os.environ, TERM="xterm-256color")
+    for key in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "NOTIFY_SOCKET"):
+        env.pop(key, None)
+    tmux = Tmux(
+        _command("demo", "--workdir", str(workdir), "--rate", "20"), env, tmp_path / "status"
+    )
+    try:
+        tmux.wait_for(lambda s: "demo │ running" in s, "the demo's dashboard")
+        tmux.wait_for(lambda s: "did not convert" in s and " 0 done" not in s, "reports done")
+        assert len(processes_mentioning(str(workdir))) == 3  # demo, receiver, serve
+        tmux.keys("2")
+        tmux.wait_for(lambda s: "DEMO0" in s, "the demo's queue")
+        if way == "q":
+            tmux.keys("q")
+            expected = 0
+        else:
+            os.kill(tmux.pid, signal.SIGHUP)
+            expected = 128 + signal.SIGHUP
+        assert tmux.exit_status() == expected
+        assert gone(tmux.pid)
+        assert not workdir.exists()
+        assert processes_mentioning(str(workdir)) == []
+    finally:
+        tmux.close()

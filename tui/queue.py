@@ -1,0 +1,521 @@
+"""The queue: reports by state, sortable and paged, ``/`` to search by serial or part
+number (the last search is remembered), a report's detail with its JSON (also in
+``$PAGER``), retry, retry every failed one, delete (after a confirmation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from pywats.rpc.errors import RpcClientError, RpcError
+from tui.model import clock_text, duration_text
+from tui.screen import ConfirmScreen, SaveScreen, StationScreen, start, table
+
+__all__ = ["PAGE_SIZE", "STATES", "QueueScreen", "ReportScreen"]
+
+PAGE_SIZE = 100
+"""Reports per page."""
+STATES = (None, "pending", "failed", "uploading", "done")
+"""The state filters ``s`` steps through (``None``: every state)."""
+QUEUE_COLUMNS = (
+    ("state", "state"),
+    ("sn", "serial"),
+    ("pn", "part number"),
+    ("result", "res"),
+    ("attempts", "try"),
+    ("created", "queued"),
+    ("last_error", "last error"),
+)
+SORTS = ("created", "state", "sn", "pn", "attempts", "result")
+"""The columns ``o`` steps through."""
+
+_STATE_STYLE = {"failed": "bold red", "pending": "yellow", "uploading": "cyan", "done": "green"}
+
+
+def _sort_key(name: str) -> Any:
+    def key(row: dict[str, Any]) -> Any:
+        if name == "created":
+            return row.get("created_at") or 0
+        if name == "attempts":
+            return row.get("attempts") or 0
+        return str(row.get(name) or "")
+
+    return key
+
+
+def sorted_rows(rows: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
+    """``rows`` sorted by column ``sort`` (a page is sorted as a whole, on our side)."""
+    return sorted(rows, key=_sort_key(sort), reverse=descending)
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at or 0))
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def report_text(report: dict[str, Any], now: float) -> str:
+    """A report's detail as text: its header fields, attempts, server answer, source."""
+    next_at = report.get("next_attempt_at")
+    due = ""
+    if report.get("state") == "pending" and next_at:
+        due = " (due now)" if next_at <= now else f" (in {duration_text(next_at - now)})"
+    lines = [
+        f"id            {report.get('id')}",
+        f"state         {report.get('state')}",
+        f"part number   {report.get('pn')}",
+        f"serial        {report.get('sn')}",
+        f"result        {report.get('result')}",
+        f"start         {report.get('start')}",
+        f"queued        {_when(report.get('created_at'))}",
+        f"attempts      {report.get('attempts')}",
+        f"next attempt  {clock_text(next_at) if next_at else '-'}{due}",
+        f"last HTTP     {_or_dash(report.get('last_status'))}",
+        f"server said   {report.get('last_error') or '-'}",
+        f"source file   {report.get('source') or '-'}",
+        f"converter     {report.get('converter')}",
+        f"size          {report.get('size')} bytes",
+    ]
+    return "\n".join(lines)
+
+
+def pretty_json(body: str | None) -> str:
+    if not body:
+        return ""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+class QueueScreen(StationScreen):
+    """Reports in the queue, one page at a time."""
+
+    MODE = "queue"
+    AUTO_FOCUS = "#queue-table"
+    TITLE = "Queue"
+    CHANGING = frozenset({"retry", "retry_failed", "delete"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Detail"),
+        Binding("slash", "search", "Search"),
+        Binding("s", "state", "State"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("O", "reverse", "Reverse", show=False),
+        Binding("n", "next_page", "Next page", show=False),
+        Binding("p", "previous_page", "Previous page", show=False),
+        Binding("r", "retry", "Retry"),
+        Binding("R", "retry_failed", "Retry failed"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("escape", "clear_search", "Clear search", show=False),
+    ]
+    PALETTE = (
+        ("Queue: search by serial or part number", "search", "/"),
+        ("Queue: show the next state (all, pending, failed, ...)", "state", "s"),
+        ("Queue: retry the selected report", "retry", "r"),
+        ("Queue: retry every failed report", "retry_failed", "R"),
+        ("Queue: delete the selected report", "delete", "d"),
+    )
+    COMMANDS_HELP: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("list the queue", "pywats queue list [--state S] [--search TEXT]"),
+        ("one report with its JSON", "pywats queue show ID"),
+        ("retry", "pywats queue retry ID ... | --failed"),
+        ("delete", "pywats queue delete ID ..."),
+    )
+    DEFAULT_CSS = """
+    QueueScreen #queue-bar { height: 1; }
+    QueueScreen #queue-table { height: 1fr; }
+    QueueScreen #queue-search { display: none; height: 1; border: none; }
+    QueueScreen #queue-search.shown { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state_index = 0
+        self.sort = "created"
+        self.descending = True
+        self.cursors: list[str | None] = [None]
+        self.next_cursor: str | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.busy = False
+        self.problem = ""
+
+    @property
+    def state_filter(self) -> str | None:
+        return STATES[self.state_index]
+
+    @property
+    def search(self) -> str:
+        return self.station.last_search
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="queue-bar")
+        yield table("queue-table", QUEUE_COLUMNS)
+        yield Input(placeholder="serial or part number contains…", id="queue-search", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).cursor_blink = False
+
+    # --- loading ----------------------------------------------------------------------
+
+    def connected_again(self) -> None:
+        self.reload()
+
+    def show(self, changed: set[str]) -> None:
+        self._bar()
+        if "queue" in changed and not self.busy and self.is_current:
+            self.reload()
+
+    def reload(self) -> None:
+        """Read the current page again (the newest answer wins)."""
+        if self.model.connection != "connected":
+            return
+        self.busy = True
+        self._bar()
+        start(self, self._load, "queue")
+
+    async def _load(self) -> None:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if self.state_filter:
+            params["state"] = self.state_filter
+        if self.search:
+            params["search"] = self.search
+        if self.cursors[-1] is not None:
+            params["cursor"] = self.cursors[-1]
+        try:
+            page = await self.station.rpc("queue.list", **params)
+        except (RpcError, RpcClientError) as exc:
+            self.problem = getattr(exc, "message", None) or str(exc)
+            self.busy = False
+            self._bar()
+            return
+        self.problem = ""
+        self.busy = False
+        self.next_cursor = page.get("next_cursor")
+        rows = list(page.get("reports") or [])
+        if rows != self.rows:
+            self.rows = rows
+            self._fill()
+        self._bar()
+
+    def _bar(self) -> None:
+        bar = Text()
+        for state in STATES:
+            name = state or "all"
+            style = "bold reverse" if state == self.state_filter else "dim"
+            bar.append(f" {name} ", style=style)
+        bar.append(f"  page {len(self.cursors)}")
+        if self.next_cursor:
+            bar.append(" (n: more)")
+        arrow = "↓" if self.descending else "↑"
+        bar.append(f"  sort {self.sort} {arrow}")
+        if self.search:
+            bar.append(f"  search '{self.search}'", style="bold")
+        if self.busy:
+            bar.append("  loading…", style="italic")
+        if self.problem:
+            bar.append(f"  {self.problem}", style="bold red")
+        bar.no_wrap = True
+        bar.overflow = "ellipsis"
+        self.query_one("#queue-bar", Static).update(bar)
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        selected = self.selected_id()
+        table.clear()
+        for row in sorted_rows(self.rows, self.sort, self.descending):
+            state = str(row.get("state"))
+            table.add_row(
+                Text(state, style=_STATE_STYLE.get(state, "")),
+                str(row.get("sn") or ""),
+                str(row.get("pn") or ""),
+                str(row.get("result") or ""),
+                str(row.get("attempts") or 0),
+                clock_text(row.get("created_at")),
+                Text(" ".join(str(row.get("last_error") or "").split())[:60], style="red"),
+                key=str(row.get("id")),
+            )
+        if selected is not None and selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected))
+
+    def selected_id(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return None if key.value is None else str(key.value)
+
+    def selected_row(self) -> dict[str, Any] | None:
+        wanted = self.selected_id()
+        return next((r for r in self.rows if str(r.get("id")) == wanted), None)
+
+    # --- keys -------------------------------------------------------------------------
+
+    def action_state(self) -> None:
+        self.state_index = (self.state_index + 1) % len(STATES)
+        self.cursors = [None]
+        self.reload()
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._fill()
+        self._bar()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+        self._fill()
+        self._bar()
+
+    @on(DataTable.HeaderSelected)
+    def header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTS:
+            if key == self.sort:
+                self.descending = not self.descending
+            self.sort = key
+            self._fill()
+            self._bar()
+
+    def action_next_page(self) -> None:
+        if self.next_cursor:
+            self.cursors.append(self.next_cursor)
+            self.reload()
+
+    def action_previous_page(self) -> None:
+        if len(self.cursors) > 1:
+            self.cursors.pop()
+            self.reload()
+
+    def action_search(self) -> None:
+        field = self.query_one(Input)
+        field.value = self.search
+        field.disabled = False
+        field.add_class("shown")
+        field.focus()
+
+    def action_clear_search(self) -> None:
+        field = self.query_one(Input)
+        if field.has_class("shown"):
+            field.remove_class("shown")
+            field.disabled = True
+            self.query_one(DataTable).focus()
+            return
+        if self.search:
+            self.station.last_search = ""
+            self.cursors = [None]
+            self.reload()
+
+    @on(Input.Submitted, "#queue-search")
+    def searched(self, event: Input.Submitted) -> None:
+        self.station.last_search = event.value.strip()
+        event.input.remove_class("shown")
+        event.input.disabled = True
+        self.query_one(DataTable).focus()
+        self.cursors = [None]
+        self.reload()
+
+    @on(DataTable.RowSelected)
+    def row_chosen(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        report_id = self.selected_id()
+        if report_id is not None:
+            self.app.push_screen(ReportScreen(report_id, self))
+
+    def action_retry(self) -> None:
+        report_id = self.selected_id()
+        if report_id is None:
+            self.notify("no report selected", severity="warning")
+            return
+        start(self, partial(self.retry, [report_id]))
+
+    async def retry(self, ids: list[str]) -> None:
+        try:
+            result = await self.station.rpc("queue.retry", ids=ids)
+        except (RpcError, RpcClientError) as exc:
+            self.failed("retry", exc)
+            return
+        self.changed_by(f"{result['count']} report(s) due now", f"queue retry {' '.join(ids)}")
+        self.reload()
+
+    def action_retry_failed(self) -> None:
+        start(self, self._retry_failed)
+
+    async def _retry_failed(self) -> None:
+        try:
+            result = await self.station.rpc("queue.retry", failed=True)
+        except (RpcError, RpcClientError) as exc:
+            self.failed("retry every failed report", exc)
+            return
+        self.changed_by(f"{result['count']} failed report(s) due now", "queue retry --failed")
+        self.reload()
+
+    def action_delete(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("no report selected", severity="warning")
+            return
+        self.ask_delete(row)
+
+    def ask_delete(self, row: dict[str, Any]) -> None:
+        report_id = str(row.get("id"))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                start(self, partial(self.delete, [report_id]))
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete report {row.get('sn')} ({row.get('pn')}, {row.get('state')})?\n"
+                "It will not be uploaded.",
+                self.station.cli(f"queue delete {report_id}"),
+            ),
+            answered,
+        )
+
+    async def delete(self, ids: list[str]) -> None:
+        try:
+            result = await self.station.rpc("queue.delete", ids=ids)
+        except (RpcError, RpcClientError) as exc:
+            self.failed("delete", exc)
+            return
+        self.changed_by(
+            f"{len(result['deleted'])} report(s) deleted", f"queue delete {' '.join(ids)}"
+        )
+        self.reload()
+
+    def export(self) -> tuple[str, str]:
+        lines = ["state\tserial\tpart number\tresult\tattempts\tqueued\tid\tlast error"]
+        for row in sorted_rows(self.rows, self.sort, self.descending):
+            lines.append(
+                "\t".join(
+                    str(x)
+                    for x in (
+                        row.get("state"),
+                        row.get("sn"),
+                        row.get("pn"),
+                        row.get("result"),
+                        row.get("attempts"),
+                        clock_text(row.get("created_at")),
+                        row.get("id"),
+                        row.get("last_error") or "",
+                    )
+                )
+            )
+        return "queue", "\n".join(lines)
+
+
+class ReportScreen(ModalScreen[None]):
+    """One report: its fields, what the server said, and its JSON."""
+
+    DEFAULT_CSS = """
+    ReportScreen > Vertical { background: $surface; }
+    ReportScreen #report-fields { height: auto; }
+    ReportScreen #report-json { height: 1fr; border-top: solid $panel-lighten-2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Back"),
+        Binding("v", "pager", "Pager"),
+        Binding("r", "retry", "Retry"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("c", "copy", "Copy"),
+        Binding("w", "save", "Save"),
+    ]
+    CHANGING = frozenset({"retry", "delete"})
+
+    def __init__(self, report_id: str, queue: QueueScreen) -> None:
+        super().__init__()
+        self.report_id = report_id
+        self.queue = queue
+        self.report: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Report {self.report_id}", classes="title")
+            yield Static("loading…", id="report-fields", markup=False)
+            with VerticalScroll(id="report-json"):
+                yield Static("", id="report-body", markup=False)
+            yield Footer(compact=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.queue.station.read_only and action in self.CHANGING)
+
+    def on_mount(self) -> None:
+        start(self, self._load, "load")
+
+    async def _load(self) -> None:
+        try:
+            report = await self.queue.station.rpc("queue.get", id=self.report_id)
+        except (RpcError, RpcClientError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            self.query_one("#report-fields", Static).update(f"cannot read it: {message}")
+            return
+        self.report = report
+        now = self.queue.station.clock()
+        self.query_one("#report-fields", Static).update(report_text(report, now))
+        self.query_one("#report-body", Static).update(pretty_json(report.get("body")))
+
+    def text(self) -> str:
+        if self.report is None:
+            return ""
+        now = self.queue.station.clock()
+        return report_text(self.report, now) + "\n\n" + pretty_json(self.report.get("body"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_pager(self) -> None:
+        text = self.text()
+        if not text:
+            return
+        pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".txt", prefix="pywats-report-", delete=False, encoding="utf-8"
+        ) as out:
+            out.write(text)
+        try:
+            with self.app.suspend():
+                subprocess.run([*pager, out.name], check=False)
+        except Exception as exc:  # no terminal to hand over (headless), no such pager
+            self.notify(f"cannot open the pager: {exc}", severity="error")
+        finally:
+            os.unlink(out.name)
+
+    def action_retry(self) -> None:
+        start(self, partial(self.queue.retry, [self.report_id]))
+        self.dismiss(None)
+
+    def action_delete(self) -> None:
+        row = self.report or {"id": self.report_id}
+        self.dismiss(None)
+        self.queue.ask_delete(row)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text())
+        self.notify("copied with OSC 52; if your terminal does not allow that, save it with w")
+
+    def action_save(self) -> None:
+        station = self.queue.station
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(station.clock()))
+        name = f"pywats-{station.model.instance}-report-{self.report_id[:8]}-{stamp}.txt"
+        self.app.push_screen(SaveScreen(self.text(), Path.home() / name))
