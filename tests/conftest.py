@@ -17,6 +17,7 @@ cannot scope that hook by its folder; and the service's tests sit at the top of
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,21 @@ def runs_on_asyncio(path: Path) -> bool:
     return path.is_relative_to(ASYNCIO_TESTS)
 
 
+LONG_TESTS = os.environ.get("PYWATS_LONG") == "1"
+"""Whether full-size fault and load tests (``@pytest.mark.long``) run: ``PYWATS_LONG=1``.
+
+By default each of them has a short version that runs instead, so the suite stays under
+ten minutes in CI; ``PYWATS_LONG=1 make test`` runs the campaign at the issue's sizes.
+"""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     automark([item for item in items if not runs_on_asyncio(item.path)], run=choose_run(config))
+    if not LONG_TESTS:
+        skip = pytest.mark.skip(reason="full-size fault test: run with PYWATS_LONG=1")
+        for item in items:
+            if item.get_closest_marker("long") is not None:
+                item.add_marker(skip)
 
 
 def pytest_fixture_setup(
