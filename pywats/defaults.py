@@ -77,3 +77,7 @@ COMPANION_MAX_BYTES = 50 * MiB
 COMPANION_WAIT_S = 60.0
 """How long a file waits for companions that are missing or still changing (looking
 again every ``settle_s``) before it goes to the error folder."""
+
+STATUS_CACHE_S = 0.01
+"""Longest a ``service.status`` answer is reused when nothing happened in between (s):
+see :mod:`pywats.rpc.snapshots`."""

@@ -24,8 +24,10 @@ from pywats.events import (
     Gap,
 )
 from pywats.rpc import wire
+from pywats.rpc.codec import Encoded, dumps
 from pywats.rpc.errors import ErrorCode, RpcError
 from pywats.rpc.methods import NotificationSpec, Param, ParamType, Registry
+from pywats.rpc.snapshots import StatusCache
 from pywats.store import QueueReader, QueueState
 from pywats.view import NoConfigError, ServiceState, ServiceView
 
@@ -57,11 +59,13 @@ class Session(Protocol):
 
 @attrs.frozen
 class Context:
-    """What a handler may use: the view (the one way in), the caller, the queue's path."""
+    """What a handler may use: the view (the one way in), the caller, the queue's path,
+    and the server's last status answer (shared by its connections)."""
 
     view: ServiceView
     session: Session
     db_path: Path | None = None
+    status_cache: StatusCache = attrs.field(factory=StatusCache)
 
 
 REGISTRY: Registry[Context] = Registry()
@@ -92,13 +96,22 @@ def _not_stopping(view: ServiceView) -> None:
         " while starting, folders [{name, path, converter, enabled, processed, rejected,"
         " last_error}], clock (epoch s)}"
     ),
+    inline=True,
 )
-async def _status(ctx: Context) -> dict[str, Any]:
+async def _status(ctx: Context) -> Encoded:
+    seq, now = ctx.view.hub.last_seq, trio.current_time()
+    cached = ctx.status_cache.get(seq, now)
+    if cached is not None:
+        return cached
     snapshot = await ctx.view.status()
     out: dict[str, Any] = wire.unstructure(snapshot)
     out["protocol"] = {"version": PROTOCOL, "oldest": OLDEST_PROTOCOL}
     out["stream"] = ctx.view.hub.stream_id
-    return out
+    text = Encoded(dumps(out))
+    # Made at the sequence number seen before the snapshot: an event published while the
+    # store was read makes the next call build a new one.
+    ctx.status_cache.put(seq, now, text)
+    return text
 
 
 @REGISTRY.method(
@@ -143,6 +156,7 @@ async def _stop(ctx: Context) -> dict[str, Any]:
     doc="Report counts by state and the age of the oldest report still to upload.",
     result="{pending, uploading, done, failed, oldest_pending_age_s, total_bytes}",
     errors=(_STARTING,),
+    inline=True,
 )
 async def _queue_stats(ctx: Context) -> dict[str, Any]:
     snapshot = await ctx.view.status()

@@ -72,7 +72,21 @@ class Dispatcher(Generic[C]):
 
         Batch entries run one after the other, in order.
         """
-        incoming = codec.parse_incoming(data)
+        return await self.answer(codec.parse_incoming(data), context)
+
+    def inline(self, incoming: codec.Incoming) -> bool:
+        """Whether every entry of ``incoming`` may be answered on the reader's task
+        (:attr:`~pywats.rpc.methods.MethodSpec.inline` methods, and invalid entries)."""
+        methods = self.registry.methods
+        for entry in incoming.entries:
+            if isinstance(entry, codec.Request):
+                spec = methods.get(entry.method)
+                if spec is not None and not spec.inline:
+                    return False
+        return True
+
+    async def answer(self, incoming: codec.Incoming, context: C) -> str | None:
+        """The answer to a parsed message (see :meth:`handle`)."""
         answers = []
         for entry in incoming.entries:
             answer = await self.call(entry, context)

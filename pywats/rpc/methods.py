@@ -130,6 +130,10 @@ class MethodSpec:
     """The result's shape, in words (the docs and ``rpc.discover`` show it)."""
     errors: tuple[ErrorCode, ...]
     handler: Handler = attrs.field(eq=False, repr=False)
+    inline: bool = False
+    """Answered on the connection's reader task, without a task of its own: for methods
+    that answer from memory at once (a status poll), where a task per call would cost
+    more than the answer. Other calls of the same connection wait behind it."""
 
     def bind(self, params: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
         """The handler's keyword arguments from a request's ``params``.
@@ -213,14 +217,16 @@ class Registry(Generic[C]):
         result: str,
         params: Iterable[Param] = (),
         errors: Iterable[ErrorCode] = (),
+        inline: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Register the decorated ``async handler(context, **params)`` as method ``name``."""
+        """Register the decorated ``async handler(context, **params)`` as method ``name``
+        (``inline``: see :attr:`MethodSpec.inline`)."""
 
         def register(handler: Handler) -> Handler:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
             self._methods[name] = MethodSpec(
-                name, doc, tuple(params), result, tuple(errors), handler
+                name, doc, tuple(params), result, tuple(errors), handler, inline
             )
             return handler
 

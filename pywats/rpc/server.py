@@ -9,8 +9,10 @@ Per connection, in this order:
    :data:`HANDSHAKE_TIMEOUT_S`.
 3. Each message is answered by the :class:`~pywats.rpc.dispatch.Dispatcher`, up to
    :data:`CALLS_PER_CONNECTION` at once (a slow ``server.test`` does not hold up a
-   ``service.status``). A message over :data:`MAX_MESSAGE_SIZE` closes the connection with
-   code 1009; the service and the other connections go on.
+   ``service.status``). Inline methods (``service.status``, ``queue.stats``: answered from
+   memory) are answered on the reader's task, in order, without a task per call. A
+   message over :data:`MAX_MESSAGE_SIZE` closes the connection with code 1009; the
+   service and the other connections go on.
 4. ``events.subscribe`` gives the connection its own bounded hub
    :class:`~pywats.events.Subscription`, drained by the connection's sender task: a client
    that does not read fills its own buffer (and is told of the gap), never the service's.
@@ -44,6 +46,7 @@ from pywats.paths import make_private_dir
 from pywats.rpc import codec, wire
 from pywats.rpc.api import REGISTRY, Context
 from pywats.rpc.dispatch import Dispatcher
+from pywats.rpc.snapshots import StatusCache
 from pywats.view import ServiceView
 
 __all__ = [
@@ -152,7 +155,7 @@ class _Connection:
         self._nursery = nursery
         self._calls = trio.Semaphore(CALLS_PER_CONNECTION)
         self._subscription: Subscription | None = None
-        self._context = Context(server.view, self, server.db_path)
+        self._context = Context(server.view, self, server.db_path, server.status_cache)
 
     async def serve(self) -> None:
         """Answer messages until the peer closes (or sends too much)."""
@@ -163,12 +166,23 @@ class _Connection:
                 if exc.reason is not None and exc.reason.code == 1009:
                     log.warning("control socket: closed a connection that sent over 1 MiB")
                 return
+            dispatcher = self._server.dispatcher
+            incoming = codec.parse_incoming(message)
+            if dispatcher.inline(incoming):
+                # A status poll answers from memory: a task of its own would cost more
+                # than the answer (most of a round trip at thousands of calls a second).
+                text = await dispatcher.answer(incoming, self._context)
+                if text is not None:
+                    await self._send(text)
+                continue
             await self._calls.acquire()
-            self._nursery.start_soon(self._answer, message)
+            self._nursery.start_soon(self._answer, incoming)
 
-    async def _answer(self, message: str | bytes) -> None:
+    async def _answer(self, incoming: codec.Incoming) -> None:
         try:
-            text = await self._server.dispatcher.handle(message, self._context)
+            text = await self._server.dispatcher.answer(incoming, self._context)
+            # It may have changed what the status says without an event (a pause).
+            self._server.status_cache.clear()
             if text is not None:
                 await self._send(text)
         finally:
@@ -277,6 +291,7 @@ class RpcServer:
         self.send_buffer = send_buffer
         self.dispatcher = Dispatcher(REGISTRY)
         self.notifications = _Notifications(keep=max(subscription_buffer, 1))
+        self.status_cache = StatusCache()
         self.policy = PeerPolicy(os.geteuid(), _group_id(settings.allowed_group))
         self._refused: set[int] = set()
         self.connections = 0
