@@ -35,7 +35,7 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
-    new_report_id,
+    ReportIds,
     parse_float,
     start_fields,
     station_time,
@@ -195,9 +195,10 @@ class AtmlConverter:
                     self.name, "TestResultsCollection: it holds no TestResults (no unit)"
                 )
         reports: list[Report] = []
-        for where, element in units:
+        ids = ReportIds(source.data, source.companions)
+        for index, (where, element) in enumerate(units):
             try:
-                report = _Unit(dialect, args, context, where).read(element)
+                report = _Unit(dialect, args, context, where).read(element, ids(index))
                 reports.append(validate(report))
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
@@ -429,7 +430,7 @@ class _Unit:
 
     # --- header -------------------------------------------------------------------------
 
-    def read(self, unit: ET.Element) -> Report:
+    def read(self, unit: ET.Element, report_id: str) -> Report:
         tr, c, ts = self.tr, self.c, self.ts
         where = self.where
         result_set = unit.find(tr + "ResultSet")
@@ -499,7 +500,7 @@ class _Unit:
         station_defaults = self.context.station
         return Report(
             type=ReportType.UUT,
-            id=new_report_id(),
+            id=report_id,
             pn=part or self.args.partNumber,
             sn=serial,
             rev=self.args.revision,

@@ -46,6 +46,7 @@ from cattrs.errors import (
 
 from pywats.errors import ConfigError, ConversionError, ReportError, ReportValidationError
 from pywats.report.model import Report
+from pywats.report.validate import validate
 
 T = TypeVar("T")
 
@@ -169,6 +170,12 @@ def run_converter(converter: Converter, source: Source, context: ConversionConte
 
     A converter may be third-party code with bugs: anything it raises is translated here,
     at the boundary, so the caller has one error type with the converter's name in it.
+
+    This is also the one place that makes sure every report meets the WSJF rules
+    (:func:`pywats.report.validate.validate`), for the pipeline, ``pywats convert`` and
+    every other caller alike: the server would refuse a report that breaks one for good.
+    A report the converter validated itself (with its own words for where it came from)
+    is not checked a second time.
     """
     try:
         reports = converter.convert(source, context)
@@ -188,6 +195,23 @@ def run_converter(converter: Converter, source: Source, context: ConversionConte
         raise ConversionError(converter.name, "convert() must return a list of Report")
     if not reports:
         raise ConversionError(converter.name, "the file holds no report")
+    many = len(reports) > 1
+    for index, report in enumerate(reports):
+        try:
+            validate(report)
+        except ReportValidationError as exc:
+            first = exc.errors[0]
+            where = f"[{index}].{first.path}".rstrip(".") if many else first.path
+            more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+            raise ConversionError(
+                converter.name, f"the report breaks a WSJF rule: {first.message}{more}", path=where
+            ) from exc
+        except Exception as exc:
+            # Fields of the wrong type (attrs does not check types): a converter bug.
+            raise ConversionError(
+                converter.name,
+                f"the converter made a report that cannot be checked: {type(exc).__name__}: {exc}",
+            ) from exc
     return reports
 
 

@@ -52,10 +52,10 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source, key_path
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
     encode_limits,
-    new_report_id,
     now,
     parse_float,
     parse_int,
@@ -486,8 +486,9 @@ class CsvConverter:
             else:
                 groups = [(table.first, table.steps)]
             reports = []
-            for first, steps in groups:
-                report = _build_report(first, steps, table, args, context)
+            ids = ReportIds(source.data, source.companions)
+            for index, (first, steps) in enumerate(groups):
+                report = _build_report(first, steps, table, args, context, ids(index))
                 try:
                     reports.append(validate(report))
                 except ReportValidationError as exc:
@@ -920,6 +921,7 @@ def _build_report(
     table: _Table,
     args: CsvArguments,
     context: ConversionContext,
+    report_id: str,
 ) -> Report:
     header = _Header(first, table, args)
     constants = args.constants
@@ -961,7 +963,7 @@ def _build_report(
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=header.text("pn", required=True) or "",
         sn=header.text("sn", required=True) or "",
         rev=header.text("rev", required=True) or "",

@@ -39,9 +39,9 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
-    new_report_id,
     parse_float,
     parse_int,
     start_fields,
@@ -830,10 +830,11 @@ class I3070Converter:
         except _ParseError as exc:
             raise ConversionError(self.name, _one_line(str(exc))) from None
         reports: list[Report] = []
+        ids = ReportIds(source.data, source.companions)
         for index, board in enumerate(boards, 1):
             where = f"board {index} (BTEST at line {board.btest.line})"
             try:
-                reports.append(validate(_report(board, args, context)))
+                reports.append(validate(_report(board, args, context, ids(index - 1))))
             except _ParseError as exc:
                 raise ConversionError(self.name, _one_line(str(exc))) from None
             except ReportValidationError as exc:
@@ -872,7 +873,9 @@ def _boards(text: str) -> list[_Board]:
     return boards
 
 
-def _report(board: _Board, args: I3070Arguments, context: ConversionContext) -> Report:
+def _report(
+    board: _Board, args: I3070Arguments, context: ConversionContext, report_id: str
+) -> Report:
     btest, batch = board.btest, board.batch
     sn = btest.field(1) if btest.reliable() >= 1 else ""
     if not sn:
@@ -926,7 +929,7 @@ def _report(board: _Board, args: I3070Arguments, context: ConversionContext) -> 
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=pn,
         sn=sn,
         rev=rev,

@@ -39,10 +39,10 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
     encode_limits,
-    new_report_id,
     now,
     parse_float,
     start_fields,
@@ -224,7 +224,8 @@ class KlippelConverter:
             text = _decode(source.data, args.encoding, "")
             header = _parse_header(text)
             files = _result_files(source.companions, folder)
-            report = _build(source.path, header, files, args, context)
+            report_id = ReportIds(source.data, source.companions)(0)
+            report = _build(source.path, header, files, args, context, report_id)
         except _Error as exc:
             raise ConversionError(self.name, str(exc)) from None
         try:
@@ -809,6 +810,7 @@ def _build(
     files: list[tuple[str, bytes]],
     args: KlippelArguments,
     context: ConversionContext,
+    report_id: str,
 ) -> Report:
     result, verdict = _verdict(header)
     serial = header.values["Cfg_SerialNumber"]
@@ -853,7 +855,7 @@ def _build(
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=args.partNumber,
         sn=serial,
         rev=args.partRevision,

@@ -49,7 +49,7 @@ import attrs
 
 from pywats import defaults
 from pywats.converters.base import ConversionContext, Source
-from pywats.converters.helpers import decode_auto, sniff_encoding
+from pywats.converters.helpers import ReportIds, decode_auto, sniff_encoding
 from pywats.converters.registry import LoadedConverter
 from pywats.converters.wsjf import WsjfConverter
 from pywats.errors import ConfigError, ConversionError, MalformedInputError, ReportError
@@ -404,9 +404,12 @@ class ProcessConverter:
         if not stdout.strip():
             self._fail(stderr, f"{shown} exited with status 0 but printed nothing on stdout")
         wsjf = WsjfConverter()
+        # A report printed without an id gets one derived from the source file (not from
+        # the program's output, which may hold a time stamp), as every converter does.
+        ids = ReportIds(source.data, source.companions)
         try:
             # JSON text: UTF-8, -16 or -32, a byte-order mark allowed (json detects which).
-            return wsjf.convert(Source(source.path, stdout), context)
+            return wsjf.convert_json(stdout, context, ids)
         except MalformedInputError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, json.JSONDecodeError) and cause.msg == "Extra data"):
@@ -431,7 +434,9 @@ class ProcessConverter:
             if not line_text.strip():
                 continue
             try:
-                reports.extend(wsjf.convert(Source(source.path, line_text.encode()), context))
+                reports.extend(
+                    wsjf.convert_json(line_text.encode(), context, ids, first=len(reports))
+                )
             except ReportError as exc:
                 self._fail(
                     stderr,

@@ -38,9 +38,9 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
-    new_report_id,
     parse_status,
     start_fields,
     station_time,
@@ -247,10 +247,11 @@ class SpeaConverter:
         except _ParseError as exc:
             raise ConversionError(self.name, str(exc)) from None
         reports: list[Report] = []
+        ids = ReportIds(source.data, source.companions)
         for index, run in enumerate(runs, 1):
             where = f"run {index} (line {run.line})"
             try:
-                reports.append(validate(_build_report(run, args, context)))
+                reports.append(validate(_build_report(run, args, context, ids(index - 1))))
             except _ParseError as exc:
                 raise ConversionError(self.name, f"{where}, {exc}") from None
             except ReportValidationError as exc:
@@ -592,7 +593,9 @@ def _measurement(number: int, cells: list[str], run: _Run) -> None:
     )
 
 
-def _build_report(run: _Run, args: SpeaArguments, context: ConversionContext) -> Report:
+def _build_report(
+    run: _Run, args: SpeaArguments, context: ConversionContext, report_id: str
+) -> Report:
     assert run.start is not None
     assert run.serial is not None
     result = run.board_result if run.board_result is not None else run.end_result
@@ -624,7 +627,7 @@ def _build_report(run: _Run, args: SpeaArguments, context: ConversionContext) ->
     )
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=pn,
         sn=run.serial,
         rev=args.revision,

@@ -26,6 +26,7 @@ prefix (``M`` is milli, ``MEG`` is mega). ``docs/converters.md`` has the full ma
 from __future__ import annotations
 
 import functools
+import math
 import re
 from datetime import datetime
 from pathlib import PurePath, PureWindowsPath
@@ -34,9 +35,9 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
-    new_report_id,
     start_fields,
     station_time,
     worst_status,
@@ -196,12 +197,15 @@ def _scaled(number: str | None, prefix: str | None, line: int) -> float | None:
     """``number`` with its unit prefix applied, as a float in the SI base unit."""
     if number is None:
         return None
-    mantissa, _, exponent = number.upper().partition("E")
-    power = PREFIXES[(prefix or "").upper()] + (int(exponent) if exponent else 0)
-    # The exponent is written into the text so the float is the correctly rounded one
-    # (100.20007K is 100200.07, not 100200.07000000001).
-    value = float(f"{mantissa}e{power}")
-    if value != value or value in (float("inf"), float("-inf")):
+    if prefix:
+        mantissa, _, exponent = number.upper().partition("E")
+        power = PREFIXES[prefix.upper()] + (int(exponent) if exponent else 0)
+        # The exponent is written into the text so the float is the correctly rounded one
+        # (100.20007K is 100200.07, not 100200.07000000001).
+        value = float(f"{mantissa}e{power}")
+    else:
+        value = float(number)  # no prefix: the text is the number, exponent and all
+    if not math.isfinite(value):
         raise _ParseError(line, f"{number}{prefix or ''} is out of range")
     return value
 
@@ -274,10 +278,11 @@ class GR228XConverter:
         except _ParseError as exc:
             raise ConversionError(self.name, _one_line(str(exc))) from None
         reports: list[Report] = []
+        ids = ReportIds(source.data, source.companions)
         for index, uut in enumerate(uuts, 1):
             where = f"UUT {index} (line {uut.line})"
             try:
-                reports.append(validate(_report(uut, args, context, source)))
+                reports.append(validate(_report(uut, args, context, source, ids(index - 1))))
             except _ParseError as exc:
                 raise ConversionError(self.name, _one_line(f"{where}, {exc}")) from None
             except ReportValidationError as exc:
@@ -439,11 +444,13 @@ _ERRORS = {"<": "below the low limit", ">": "above the high limit", "%": "failed
 
 
 def _measurement(uut: _Uut, m: re.Match[str], line: int) -> None:
-    result = m["result"]
-    value = _scaled(m["value"], m["vp"], line)
+    # One call for every group: this runs for nearly every line of a log.
+    result, number, value_prefix, ref, type_text, low_text, low_prefix, high_text, high_prefix = (
+        m.group("result", "value", "vp", "ref", "type", "low", "lp", "high", "hp")
+    )
+    value = _scaled(number, value_prefix, line)
     if value is None and result == "#":
         return  # not judged and nothing measured: a source set-up line (SETCR#(,)IS)
-    ref = m["ref"]
     letter = ref[0].upper()
     last = uut.steps[-1] if uut.steps else None
     if not isinstance(last, _Group) or last.letter != letter:
@@ -452,10 +459,10 @@ def _measurement(uut: _Uut, m: re.Match[str], line: int) -> None:
         last = _Group(letter, uut.new_id(), number)
         uut.steps.append(last)
     uut.open_list = None
-    type_code = (m["type"] or "").upper()
+    type_code = (type_text or "").upper()
     name = f"{ref}({type_code})" if type_code else ref
-    low = _scaled(m["low"], m["lp"], line)
-    high = _scaled(m["high"], m["hp"], line)
+    low = _scaled(low_text, low_prefix, line)
+    high = _scaled(high_text, high_prefix, line)
     status = _STATUS.get(result, Status.FAILED)
     error = _ERRORS.get(result)
     message = m["message"] or None
@@ -538,7 +545,13 @@ def _program_name(program: str) -> str:
     return PureWindowsPath(program).name
 
 
-def _report(uut: _Uut, args: GR228XArguments, context: ConversionContext, source: Source) -> Report:
+def _report(
+    uut: _Uut,
+    args: GR228XArguments,
+    context: ConversionContext,
+    source: Source,
+    report_id: str,
+) -> Report:
     steps: list[Step] = []
     for item in uut.steps:
         if isinstance(item, _Group):
@@ -577,7 +590,7 @@ def _report(uut: _Uut, args: GR228XArguments, context: ConversionContext, source
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=_part_number(uut, args, source),
         sn=uut.sn,
         rev=uut.wats.get("partRevision") or args.partRevision,

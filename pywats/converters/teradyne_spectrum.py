@@ -38,9 +38,9 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_auto,
-    new_report_id,
     start_fields,
     station_time,
     worst_status,
@@ -445,10 +445,11 @@ class SpectrumConverter:
         except _ParseError as exc:
             raise ConversionError(self.name, _one_line(exc.where(text))) from None
         reports: list[Report] = []
+        ids = ReportIds(source.data, source.companions)
         for index, uut in enumerate(uuts, 1):
             where = f"UUT {index} (line {_line(text, uut.pos)})"
             try:
-                reports.append(validate(_report(uut, args, context)))
+                reports.append(validate(_report(uut, args, context, ids(index - 1))))
             except _ParseError as exc:
                 message = _one_line(exc.where(text))
                 raise ConversionError(
@@ -712,7 +713,9 @@ def _verdict(text: str) -> Result | None:
     return None
 
 
-def _report(uut: _Uut, args: SpectrumArguments, context: ConversionContext) -> Report:
+def _report(
+    uut: _Uut, args: SpectrumArguments, context: ConversionContext, report_id: str
+) -> Report:
     sn = uut.user.get("serialnumber")
     if not sn:
         raise _ParseError(
@@ -764,7 +767,7 @@ def _report(uut: _Uut, args: SpectrumArguments, context: ConversionContext) -> R
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=pn,
         sn=sn,
         rev=uut.user.get("partrevision") or args.partRevision,

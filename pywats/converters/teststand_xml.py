@@ -27,7 +27,9 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 import attrs
 
@@ -46,7 +48,7 @@ from pywats.converters.atml import (
     with_notes,
 )
 from pywats.converters.base import ArgumentError, ConversionContext, Source
-from pywats.converters.helpers import new_report_id, start_fields, station_time
+from pywats.converters.helpers import ReportIds, start_fields, station_time
 from pywats.converters.sniffing import head_text, xml_root
 from pywats.converters.xmlread import XmlReadError, describe_tag, parse_xml
 from pywats.errors import ConversionError, ReportValidationError
@@ -177,9 +179,11 @@ class TestStandXmlConverter:
         if not units:
             raise ConversionError(self.name, "TSReport: no MainSequenceResults and no Report")
         reports: list[Report] = []
-        for where, container, info, verdict in units:
+        ids = ReportIds(source.data, source.companions)
+        for index, (where, container, info, verdict) in enumerate(units):
             try:
-                made = _Unit(args, context, where).read(container, info, verdict)
+                unit = _Unit(args, context, where)
+                made = unit.read(container, info, verdict, partial(ids, index))
                 reports.append(validate(made))
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
@@ -300,7 +304,13 @@ class _Unit:
         self.engine_started: datetime | None = None
         self.zone: datetime | None = None
 
-    def read(self, container: ET.Element, info: dict[str, str], verdict: str | None) -> Report:
+    def read(
+        self,
+        container: ET.Element,
+        info: dict[str, str],
+        verdict: str | None,
+        derived_id: Callable[[], str],
+    ) -> Report:
         where = self.where
         parts = _props(container)
         uut = parts.get("UUT")
@@ -360,7 +370,7 @@ class _Unit:
         defaults = self.context.station
         report_id = (info.get("ID") or "").strip().lower()
         if not is_guid(report_id) or report_id.strip("0-") == "":
-            report_id = new_report_id()
+            report_id = derived_id()
         return Report(
             type=ReportType.UUT,
             id=report_id,

@@ -31,10 +31,10 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     check_encoding,
     decode_text,
     encode_limits,
-    new_report_id,
     now,
     parse_float,
     parse_int,
@@ -269,10 +269,11 @@ class WstfConverter:
         except _ParseError as exc:
             raise ConversionError(self.name, str(exc)) from None
         reports: list[Report] = []
+        ids = ReportIds(source.data, source.companions)
         for index, uut in enumerate(uuts, 1):
             where = f"UUT {index} (line {uut.start_line})" if len(uuts) > 1 else ""
             try:
-                report = _build_report(uut, args, context)
+                report = _build_report(uut, args, context, ids(index - 1))
                 reports.append(validate(report))
             except _ParseError as exc:
                 raise ConversionError(self.name, f"{where}, {exc}" if where else str(exc)) from None
@@ -318,7 +319,7 @@ def _parse(text: str) -> list[_Uut]:
         if state is _State.HEADER:
             _header_line(number, cells, uut, footer=False)
         elif state is _State.STEPS:
-            _step_row(number, cells, uut)
+            _step_row(number, _row_cells(cells), uut)
         else:
             _header_line(number, cells, uut, footer=True)
     if not uuts:
@@ -398,9 +399,22 @@ def _sub_unit(number: int, cells: list[str], uut: _Uut) -> None:
     uut.sub_units.append(SubUnit(part_type=part_type, pn=pn, sn=sn, rev=rev))
 
 
+_AT = {column: index for index, column in enumerate(COLUMNS)}
+_PADDING = [""] * len(COLUMNS)
+
+
+def _row_cells(cells: list[str]) -> list[str]:
+    """A step row's cells stripped, and padded with "" to one per column: done once per
+    row, so reading a cell is an index (a row names up to 13 columns, read many times)."""
+    stripped = [cell.strip() for cell in cells]
+    if len(stripped) < len(COLUMNS):
+        stripped += _PADDING[len(stripped) :]
+    return stripped
+
+
 def _cell(cells: list[str], column: str) -> str:
-    index = COLUMNS.index(column)
-    return cells[index].strip() if index < len(cells) else ""
+    """The cell of ``column`` in a step row made by :func:`_row_cells`."""
+    return cells[_AT[column]]
 
 
 def _number(number: int, cells: list[str], column: str) -> float | None:
@@ -517,16 +531,22 @@ def _step_row(number: int, cells: list[str], uut: _Uut) -> None:
 
 def _common(number: int, cells: list[str], node: _Node, *, overwrite: bool) -> None:
     """Status, ExecutionTime, ReportText, ErrorCode, ErrorMessage of a row onto ``node``."""
-    values = {
-        "status": _status(number, cells),
-        "tot_time": _number(number, cells, "ExecutionTime"),
-        "report_text": _cell(cells, "ReportText") or None,
-        "error_code": _integer(number, cells, "ErrorCode"),
-        "error_message": _cell(cells, "ErrorMessage") or None,
-    }
-    for field, value in values.items():
-        if value is not None or overwrite:
-            setattr(node, field, value)
+    # Spelled out, not a loop over a dict of fields: this runs for every step row.
+    status = _status(number, cells)
+    tot_time = _number(number, cells, "ExecutionTime")
+    report_text = _cell(cells, "ReportText") or None
+    error_code = _integer(number, cells, "ErrorCode")
+    error_message = _cell(cells, "ErrorMessage") or None
+    if status is not None or overwrite:
+        node.status = status
+    if tot_time is not None or overwrite:
+        node.tot_time = tot_time
+    if report_text is not None or overwrite:
+        node.report_text = report_text
+    if error_code is not None or overwrite:
+        node.error_code = error_code
+    if error_message is not None or overwrite:
+        node.error_message = error_message
 
 
 def _numeric_measurement(number: int, cells: list[str], name: str | None) -> NumericMeasurement:
@@ -655,7 +675,9 @@ def _start(uut: _Uut) -> tuple[str, str]:
     return start_fields(now())
 
 
-def _build_report(uut: _Uut, args: WstfArguments, context: ConversionContext) -> Report:
+def _build_report(
+    uut: _Uut, args: WstfArguments, context: ConversionContext, report_id: str
+) -> Report:
     h = uut.header
     missing = [k for k in ("SerialNumber", "PartNumber", "Revision") if k not in h]
     if missing:
@@ -684,7 +706,7 @@ def _build_report(uut: _Uut, args: WstfArguments, context: ConversionContext) ->
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=h["PartNumber"],
         sn=h["SerialNumber"],
         rev=h["Revision"],

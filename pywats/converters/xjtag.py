@@ -41,8 +41,8 @@ import attrs
 
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     decode_auto,
-    new_report_id,
     parse_float,
     parse_int,
     parse_result,
@@ -556,6 +556,7 @@ def _build_report(
     info: _Info,
     args: XjtagArguments,
     context: ConversionContext,
+    report_id: str,
 ) -> Report:
     doc = _parse_xml(data, member)
     root_element = doc.root
@@ -626,7 +627,7 @@ def _build_report(
     station = context.station
     return Report(
         type=ReportType.UUT,
-        id=new_report_id(),
+        id=report_id,
         pn=pn,
         sn=serial,
         rev=args.revision,
@@ -680,10 +681,13 @@ class XjtagConverter:
         except _Bad as exc:
             raise ConversionError(self.name, str(exc)) from None
         reports: list[Report] = []
-        for number in sorted(archive.runs):
+        ids = ReportIds(source.data, source.companions)
+        for index, number in enumerate(sorted(archive.runs)):
             member, data = archive.runs[number]
             try:
-                reports.append(validate(_build_report(member, data, info, args, context)))
+                reports.append(
+                    validate(_build_report(member, data, info, args, context, ids(index)))
+                )
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
             except ReportValidationError as exc:

@@ -26,7 +26,6 @@ from pywats.converters.base import (
 )
 from pywats.errors import ConversionError, MalformedInputError
 from pywats.report import wsjf
-from pywats.report.validate import check as check_report
 from pywats.store import NewReport
 
 __all__ = [
@@ -295,7 +294,8 @@ def convert(
 
     Raises:
         Rejection: the converter refused the file, or made reports the server would
-            refuse for good (checked here, where the station engineer sees the file).
+            refuse for good (checked by :func:`run_converter`, once per report, and
+            told here, where the station engineer sees the file and the field).
     """
     name = name_of(converter)
     source = Source(path, data, companions if companions is not None else {})
@@ -305,21 +305,7 @@ def convert(
         raise Rejection(exc.reason, field=exc.path) from exc
     out: list[NewReport] = []
     many = len(reports) > 1
-    for index, report in enumerate(reports):
-        # A plugin may skip validate(); the server would refuse the report for good, so
-        # refuse it here, where the station engineer sees the file and the field.
-        try:
-            errors = check_report(report)
-        except Exception as exc:
-            # Fields of the wrong type (attrs does not check types): a converter bug.
-            raise Rejection(
-                f"the converter made a report that cannot be checked: {type(exc).__name__}: {exc}"
-            ) from exc
-        if errors:
-            first = errors[0]
-            where = f"[{index}].{first.path}".rstrip(".") if many else first.path
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise Rejection(f"the report breaks a WSJF rule: {first.message}{more}", field=where)
+    for report in reports:
         try:
             body = wsjf.dumps(report)
         except MalformedInputError as exc:

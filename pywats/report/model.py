@@ -5,13 +5,18 @@ spells it) is derived from it, or given in the field's metadata where WATS spell
 irregularly (``startUTC``, ``batchSN``, ``refUUT`` ...). The wire format itself lives in
 :mod:`pywats.report.wsjf`.
 
-Two bookkeeping fields on every object make the round trip lossless:
+Three bookkeeping fields on every object make the round trip lossless:
 
 * ``extra`` keeps keys this model does not know, verbatim (newer server fields, vendor
   additions, output-only fields we do not model).
 * ``nulls`` names the WSJF keys that were present with ``null``. A field that is ``None``
   is written as ``null`` only if it is listed there, and left out otherwise, so a parsed
   document serialises back to what it was.
+* ``spellings`` keeps a code (status, result, group, compOp, type) written in another case
+  than its WSJF spelling, as it was written (``"compOp": "IgnoreCase"``), keyed by WSJF key.
+  Codes are read case-insensitively, as the server reads them, and the field holds the
+  code itself (:attr:`CompOp.IGNORECASE`); a code whose value is still the one spelled is
+  written back with the document's spelling, byte for byte.
 
 Strings are never trimmed or reformatted, and numbers keep their JSON type (``0`` stays
 ``0``, ``0.0`` stays ``0.0``). Date-times stay the strings they were (``start`` keeps its
@@ -25,7 +30,9 @@ measurement array or object it carries, not its free-form ``stepType`` string
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -34,10 +41,15 @@ from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 
 #: Metadata key holding a field's WSJF name when it is not the camelCase of its name.
 WIRE = "pywats.wire"
-#: Metadata key marking the bookkeeping fields (``extra``, ``nulls``).
+#: Metadata key marking the bookkeeping fields (``extra``, ``nulls``, ``spellings``).
 BOOKKEEPING = "pywats.bookkeeping"
 
 JSON = Any  # a decoded JSON value: kept verbatim where the model does not look inside
+
+#: The ``extra`` of an object without unknown keys (read-only).
+NO_EXTRA: Mapping[str, JSON] = MappingProxyType({})
+#: The ``spellings`` of an object whose codes are all spelled the WSJF way (read-only).
+NO_SPELLINGS: Mapping[str, str] = MappingProxyType({})
 
 
 def camel(name: str) -> str:
@@ -65,9 +77,17 @@ def _req(wire: str | None = None) -> Any:
 class WireObject:
     """Base of every WSJF object: carries unknown keys and explicit nulls (see module doc)."""
 
-    extra: dict[str, JSON] = attrs.field(factory=dict, repr=False, metadata={BOOKKEEPING: True})
+    # Shared empty mappings by default, not a new dict per object: nearly every object
+    # has no unknown keys and no respelled codes, and a converter builds hundreds of
+    # thousands of steps and measurements.
+    extra: Mapping[str, JSON] = attrs.field(
+        default=NO_EXTRA, repr=False, metadata={BOOKKEEPING: True}
+    )
     nulls: frozenset[str] = attrs.field(
         default=frozenset(), repr=False, metadata={BOOKKEEPING: True}
+    )
+    spellings: Mapping[str, str] = attrs.field(
+        default=NO_SPELLINGS, repr=False, metadata={BOOKKEEPING: True}
     )
 
 

@@ -19,16 +19,23 @@ The rules are the REST API's (wats-format.md 7.1) plus the measurement rules of 
 Types, required keys and code vocabularies are checked earlier, while structuring
 (:mod:`pywats.report.wsjf`). Statuses are not recomputed from limits: the server stores
 what it is sent, and so do we.
+
+Each report is checked once: :func:`validate` remembers the report objects it passed
+(by identity, for as long as they live), so the framework's check of what a converter
+returns (:func:`pywats.converters.base.run_converter`) costs nothing for a converter that
+validated its reports itself, with its own words for where each came from. Reports are
+frozen; one is never changed in place after it was validated.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 
 from pywats.errors import FieldError, ReportValidationError
-from pywats.report.codes import ReportType
+from pywats.report.codes import CompOp, ReportType
 from pywats.report.model import (
     BooleanMeasurement,
     MiscInfo,
@@ -86,9 +93,15 @@ def check(report: Report) -> list[FieldError]:
     c = _Checker()
     if not is_guid(report.id):
         c.fail("id", f"{report.id!r} is not a GUID (8-4-4-4-12 hex digits)")
-    for field in ("pn", "sn", "rev", "machine_name", "location", "purpose"):
-        wire = {"machine_name": "machineName"}.get(field, field)
-        c.length(wire, getattr(report, field), 1, 100)
+    for wire, value in (
+        ("pn", report.pn),
+        ("sn", report.sn),
+        ("rev", report.rev),
+        ("machineName", report.machine_name),
+        ("location", report.location),
+        ("purpose", report.purpose),
+    ):
+        c.length(wire, value, 1, 100)
     c.date_time("start", report.start)
     if report.start_utc is not None:
         c.date_time("startUTC", report.start_utc)
@@ -112,7 +125,7 @@ def check(report: Report) -> list[FieldError]:
     for i, unit in enumerate(report.sub_units or []):
         _check_sub_unit(c, f"subUnits[{i}]", unit)
 
-    step_ids: dict[int, str] = {}
+    step_ids: dict[int, _Where] = {}
     if report.root is not None:
         _check_steps(c, "root", report.root, step_ids)
     caused = report.uut.step_id_caused_uut_failure if report.uut else None
@@ -121,11 +134,35 @@ def check(report: Report) -> list[FieldError]:
     return c.errors
 
 
+#: id() of each live report that passed :func:`validate` -> a weak reference to it. The
+#: reference is checked on lookup (an id is reused once its object is gone) and its
+#: callback drops the entry; single dict operations are atomic, so converter threads may
+#: share it.
+_passed: dict[int, weakref.ref[Report]] = {}
+
+
+def _forget(key: int) -> None:
+    _passed.pop(key, None)
+
+
+def is_validated(report: Report) -> bool:
+    """Whether :func:`validate` has passed this very report object."""
+    ref = _passed.get(id(report))
+    return ref is not None and ref() is report
+
+
 def validate(report: Report) -> Report:
-    """Return ``report`` if it meets every rule, else raise ReportValidationError."""
+    """Return ``report`` if it meets every rule, else raise ReportValidationError.
+
+    A report this function passed before is not checked again (see the module doc).
+    """
+    if is_validated(report):
+        return report
     errors = check(report)
     if errors:
         raise ReportValidationError(errors)
+    key = id(report)
+    _passed[key] = weakref.ref(report, lambda _, key=key: _forget(key))  # type: ignore[misc]
     return report
 
 
@@ -157,28 +194,100 @@ def _check_sub_unit(c: _Checker, path: str, unit: SubUnit) -> None:
     c.length(f"{path}.rev", unit.rev, 0, 100)
 
 
-def _check_steps(c: _Checker, root_path: str, root: Step, ids: dict[int, str]) -> None:
+#: Where a step is, cheaply: ``None`` for the root, else (where its parent is, its index).
+_Where = tuple["_Where", int] | None
+
+
+def _step_path(root_path: str, where: _Where) -> str:
+    indexes: list[int] = []
+    while where is not None:
+        where, index = where
+        indexes.append(index)
+    return root_path + "".join(f".steps[{i}]" for i in reversed(indexes))
+
+
+#: compOp -> (numeric, number of limits), looked up once per measurement.
+_NUMERIC_OPS = {op: (op.is_numeric, op.limit_count) for op in CompOp}
+
+
+def _numeric_ok(m: NumericMeasurement) -> bool:
+    """True when ``m`` surely breaks no rule (the full check names what it breaks)."""
+    if m.status is None:
+        return False
+    op = m.comp_op
+    if op is None:
+        return True
+    numeric, limits = _NUMERIC_OPS[op]
+    if not numeric:
+        return False
+    if limits == 1:
+        return m.low_limit is not None and m.high_limit is None
+    if limits == 2:
+        return m.low_limit is not None and m.high_limit is not None
+    return True
+
+
+def _names_ok(meas: Sequence[NumericMeasurement | BooleanMeasurement | StringMeasurement]) -> bool:
+    names = {m.name for m in meas}
+    return len(names) == len(meas) and None not in names
+
+
+def _check_steps(c: _Checker, root_path: str, root: Step, ids: dict[int, _Where]) -> None:
     # Iterative: a deep tree from a hostile file must not exhaust the Python stack.
-    stack = [(root_path, root)]
+    # Paths are formatted only for a step that breaks a rule: nearly every step breaks
+    # none, and a path per step was most of the cost of checking a big report.
+    stack: list[tuple[Step, _Where]] = [(root, None)]
+    pop, push = stack.pop, stack.append
     while stack:
-        path, step = stack.pop()
-        if step.id is not None:
-            if step.id in ids:
-                c.fail(f"{path}.id", f"step id {step.id} is also used by {ids[step.id]}")
+        step, where = pop()
+        step_id = step.id
+        if step_id is not None:
+            if step_id in ids:
+                c.fail(
+                    f"{_step_path(root_path, where)}.id",
+                    f"step id {step_id} is also used by {_step_path(root_path, ids[step_id])}",
+                )
             else:
-                ids[step.id] = path
-        _check_names(c, path, "numericMeas", step.numeric_meas)
-        _check_names(c, path, "booleanMeas", step.boolean_meas)
-        _check_names(c, path, "stringMeas", step.string_meas)
-        for i, num in enumerate(step.numeric_meas or []):
-            _check_numeric(c, f"{path}.numericMeas[{i}]", num)
-        for i, boolean in enumerate(step.boolean_meas or []):
-            if boolean.status is None:
-                c.fail(f"{path}.booleanMeas[{i}].status", "required field is missing")
-        for i, string in enumerate(step.string_meas or []):
-            _check_string(c, f"{path}.stringMeas[{i}]", string)
-        children = step.steps or []
-        stack.extend((f"{path}.steps[{i}]", s) for i, s in reversed(list(enumerate(children))))
+                ids[step_id] = where
+        if not _measurements_ok(step):
+            _check_measurements(c, _step_path(root_path, where), step)
+        children = step.steps
+        if children:
+            for index in range(len(children) - 1, -1, -1):
+                push((children[index], (where, index)))
+
+
+def _measurements_ok(step: Step) -> bool:
+    """True when the step's measurements surely break no rule (the usual case, decided
+    without building a path; :func:`_check_measurements` names what a step breaks)."""
+    numeric, boolean, string = step.numeric_meas, step.boolean_meas, step.string_meas
+    if numeric and not (
+        (len(numeric) == 1 or _names_ok(numeric)) and all(map(_numeric_ok, numeric))
+    ):
+        return False
+    if boolean and not (
+        (len(boolean) == 1 or _names_ok(boolean)) and all(b.status is not None for b in boolean)
+    ):
+        return False
+    return not string or ((len(string) == 1 or _names_ok(string)) and all(map(_string_ok, string)))
+
+
+def _string_ok(m: StringMeasurement) -> bool:
+    op = m.comp_op
+    return m.status is not None and (op is None or op.is_string)
+
+
+def _check_measurements(c: _Checker, path: str, step: Step) -> None:
+    _check_names(c, path, "numericMeas", step.numeric_meas)
+    _check_names(c, path, "booleanMeas", step.boolean_meas)
+    _check_names(c, path, "stringMeas", step.string_meas)
+    for i, num in enumerate(step.numeric_meas or []):
+        _check_numeric(c, f"{path}.numericMeas[{i}]", num)
+    for i, boolean in enumerate(step.boolean_meas or []):
+        if boolean.status is None:
+            c.fail(f"{path}.booleanMeas[{i}].status", "required field is missing")
+    for i, string in enumerate(step.string_meas or []):
+        _check_string(c, f"{path}.stringMeas[{i}]", string)
 
 
 def _check_names(

@@ -9,7 +9,11 @@ Policies (all of them, in one place):
 * Types are strict: a string field takes only a JSON string, an integer field only a JSON
   integer (never ``true``, never ``10.0``), a number field an integer or a float, kept as
   given so ``0`` stays ``0``. Nothing is trimmed or coerced.
-* Enumerations (status, result, group, compOp, type) take exactly their WSJF letters.
+* Enumerations (status, result, group, compOp, type) take their WSJF spelling in any
+  case, as the server does (its own exports spell some in another case than its
+  documentation, e.g. TestStand's ``IgnoreCase``): a report the server wrote is accepted.
+  A code spelled otherwise is kept in the object's ``spellings`` and written back exactly
+  as it was read. ASCII letters only: the long s and the Kelvin sign are not ``S`` or ``K``.
 * ``NaN``/``Infinity`` literals, numbers too large for a double, and unpaired UTF-16
   surrogates are refused: the server could not store them faithfully and ``json`` could not
   write them back as valid JSON/UTF-8.
@@ -134,16 +138,27 @@ def _structure_any(value: object, _: type) -> JSON:
 def _make_enum_hook(cls: type[enum.Enum]) -> Callable[[object, type], enum.Enum]:
     words = _ENUM_WORDS.get(cls, f"a {cls.__name__}")
     allowed = ", ".join(str(m.value) for m in cls)
+    exact: dict[str, enum.Enum] = {str(m.value): m for m in cls}
+    by_upper: dict[str, enum.Enum] = {str(m.value).upper(): m for m in cls}
 
     def structure(value: object, _: type) -> enum.Enum:
+        member = exact.get(value) if isinstance(value, str) else None
+        if member is not None:
+            return member
         if not isinstance(value, str):
             raise _WireValueError(f"expected {words} ({allowed}), got {_json_type(value)}")
-        try:
-            return cls(value)
-        except ValueError:
-            raise _WireValueError(f"{value!r} is not {words} ({allowed})") from None
+        # ASCII only: str.upper() maps some other letters onto ASCII ones.
+        member = by_upper.get(value.upper()) if value.isascii() else None
+        if member is None:
+            raise _WireValueError(f"{value!r} is not {words} ({allowed})")
+        return member
 
     return structure
+
+
+def spelled(value: str, code: enum.Enum) -> bool:
+    """Whether ``value`` is ``code`` spelled in another case (kept in ``spellings``)."""
+    return value != code.value and value.upper() == str(code.value).upper()
 
 
 _RESOLVE_LOCK = threading.RLock()
@@ -193,10 +208,10 @@ def _make_class_hooks(
 ) -> tuple[Callable[[object, type], WireObject], Callable[[WireObject], dict[str, JSON]]]:
     attrs.resolve_types(cls)  # the model uses postponed annotations
     fields = [f for f in attrs.fields(cls) if not f.metadata.get(BOOKKEEPING)]
-    # wire name -> (plan index, python name, type, required, hook), resolved once per class
-    # on first use (not at hook creation: Step contains Step, so eager resolution would
-    # recurse). The index orders errors as the fields are declared.
-    plan: list[dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any]]]] = []
+    # wire name -> (plan index, python name, type, required, hook, is a code), resolved
+    # once per class on first use (not at hook creation: Step contains Step, so eager
+    # resolution would recurse). The index orders errors as the fields are declared.
+    plan: list[dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any], bool]]] = []
     wires = [(f, wire_name(f), _strip_none(f.type)) for f in fields]
     required_wires = [
         (index, wire, ftype)
@@ -204,8 +219,9 @@ def _make_class_hooks(
         if f.default is attrs.NOTHING
     ]
     last = len(wires)
+    by_wire_name = {wire: f.name for f, wire, _ in wires}
 
-    def resolve() -> dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any]]]:
+    def resolve() -> dict[str, tuple[int, str, Any, bool, Callable[[object, Any], Any], bool]]:
         # Built aside and published in one step under the lock: converter threads run
         # these hooks concurrently, and a partly built plan would silently drop fields.
         with _RESOLVE_LOCK:
@@ -218,6 +234,7 @@ def _make_class_hooks(
                             ftype,
                             f.default is attrs.NOTHING,
                             converter.get_structure_hook(ftype),
+                            ftype in _ENUM_WORDS,
                         )
                         for index, (f, wire, ftype) in enumerate(wires)
                     }
@@ -231,6 +248,7 @@ def _make_class_hooks(
         kwargs: dict[str, Any] = {}
         nulls: set[str] = set()
         extra: dict[str, JSON] = {}
+        spellings: dict[str, str] | None = None
         errors: list[tuple[int, Exception]] = []
         # Driven by the keys present: a step declares 28 fields and uses a handful.
         for key, item in value.items():
@@ -243,7 +261,7 @@ def _make_class_hooks(
                 except Exception as exc:
                     errors.append((last, _with_note(exc, cls, key, Any)))
                 continue
-            index, name, ftype, required, hook = entry
+            index, name, ftype, required, hook, is_code = entry
             if item is None:
                 if required:
                     error = _WireValueError("must not be null")
@@ -252,11 +270,17 @@ def _make_class_hooks(
                     nulls.add(key)
                 continue
             try:
-                kwargs[name] = hook(item, ftype)
+                kwargs[name] = got = hook(item, ftype)
             except RecursionError:
                 raise
             except Exception as exc:
                 errors.append((index, _with_note(exc, cls, key, ftype)))
+                continue
+            if is_code and item != got:
+                # Another case than WSJF's (the hook accepted it): written back as it was.
+                if spellings is None:
+                    spellings = {}
+                spellings[key] = item
         for index, wire, ftype in required_wires:
             if wire not in value:
                 errors.append((index, _with_note(KeyError(wire), cls, wire, ftype)))
@@ -266,7 +290,13 @@ def _make_class_hooks(
             raise ClassValidationError(
                 f"While structuring {cls.__name__}", [exc for _, exc in errors], cls
             )
-        return cls(**kwargs, extra=extra, nulls=frozenset(nulls))
+        if spellings is not None:
+            kwargs["spellings"] = spellings
+        if extra:
+            kwargs["extra"] = extra
+        if nulls:
+            kwargs["nulls"] = frozenset(nulls)
+        return cls(**kwargs)
 
     unstructure_plan: list[tuple[str, str, Callable[[Any], Any]]] = []
 
@@ -288,6 +318,13 @@ def _make_class_hooks(
                     out[wire] = None
             else:
                 out[wire] = hook(item)
+        if obj.spellings:
+            for key, text in obj.spellings.items():
+                code = getattr(obj, by_wire_name[key], None)
+                # Only while the field still holds the code spelled: after attrs.evolve
+                # to another code the WSJF spelling of the new one is written.
+                if isinstance(code, enum.Enum) and spelled(text, code):
+                    out[key] = text
         for key, item in obj.extra.items():
             out.setdefault(key, item)
         return out

@@ -259,12 +259,16 @@ def _guid(raw: str) -> str:
 def _words(codes: Iterable[ReportType | Result | Status | StepGroup], what: str) -> _Parse:
     table = {code.wsxf: code.value for code in codes}
     allowed = ", ".join(table)
+    # Any case, as for WSJF codes (wsjf module doc): ``PASSED`` is ``Passed``. ASCII only.
+    by_upper = {word.upper(): value for word, value in table.items()}
 
     def parse(raw: str) -> str:
-        try:
-            return table[raw]
-        except KeyError:
-            raise _BadValue(f"{raw!r} is not {what} ({allowed})") from None
+        value = table.get(raw)
+        if value is None and raw.isascii():
+            value = by_upper.get(raw.upper())
+        if value is None:
+            raise _BadValue(f"{raw!r} is not {what} ({allowed})")
+        return value
 
     return parse
 
@@ -274,11 +278,15 @@ def _comp_op(raw: str) -> str:
     # is not significant and "" means LOG.
     if raw == "":
         return CompOp.LOG.value
-    try:
-        return CompOp(raw.upper()).value
-    except ValueError:
+    # ASCII only: str.upper() maps some other letters onto ASCII ones.
+    op = _COMP_OPS.get(raw.upper()) if raw.isascii() else None
+    if op is None:
         allowed = ", ".join(op.value for op in CompOp)
-        raise _BadValue(f"{raw!r} is not a comparison operator ({allowed})") from None
+        raise _BadValue(f"{raw!r} is not a comparison operator ({allowed})")
+    return op.value
+
+
+_COMP_OPS = {op.value: op for op in CompOp}
 
 
 _report_type = _words(ReportType, "a report type")

@@ -264,7 +264,7 @@ def test_load_errors(
     assert info.value.key.replace('"', "") == key.replace('"', "")
 
 
-def test_station_defaults_and_fresh_ids_for_wsjf() -> None:
+def test_station_defaults_and_derived_ids_for_wsjf() -> None:
     document = minimal.uut()
     for key in ("id", "machineName", "location", "purpose"):
         del document[key]
@@ -273,7 +273,10 @@ def test_station_defaults_and_fresh_ids_for_wsjf() -> None:
     source = Source(Path("a.json"), json.dumps(document).encode())
     first, second = (loaded.convert(source, station)[0] for _ in range(2))
     assert (first.machine_name, first.location, first.purpose) == ("ST-9", "Hall 2", "Debug")
-    assert first.id != second.id
+    # The id comes from the file's content: the same file twice is the same report.
+    assert first.id == second.id
+    other = Source(Path("a.json"), json.dumps(document).encode() + b" ")
+    assert loaded.convert(other, station)[0].id != first.id
     # present values are kept as they are
     kept = loaded.convert(Source(Path("a.json"), report_bytes()), station)[0]
     assert kept.machine_name == minimal.uut()["machineName"]
@@ -469,3 +472,23 @@ def test_docs_name_every_argument(cls: type) -> None:
     text = DOC.read_text()
     missing = [f.name for f in attrs.fields(cls) if f"`{f.name}`" not in text]
     assert missing == []
+
+
+class _Forgetful:
+    """A plugin that skips validate(): its second report has an empty serial number."""
+
+    name = "forgetful"
+    version = "1.0"
+    patterns = ("*.fgt",)
+
+    def convert(self, source: Source, context: ConversionContext) -> list[Report]:
+        good = wsjf.loads(report_bytes())
+        return [good, attrs.evolve(good, id="6f1f3a52-8e0b-4d6e-9a57-2f0d3c9b7e41", sn="")]
+
+
+def test_run_converter_validates_what_a_plugin_did_not() -> None:
+    # The one place every caller (pipeline, `pywats convert`, scripts) gets the WSJF rules.
+    with pytest.raises(ConversionError) as info:
+        run_converter(_Forgetful(), Source(Path("a.fgt"), b""), ConversionContext())
+    assert info.value.reason.startswith("the report breaks a WSJF rule: must be 1 to 100")
+    assert info.value.path == "[1].sn"

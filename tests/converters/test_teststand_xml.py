@@ -208,12 +208,13 @@ def test_dump_steps_and_their_start_times() -> None:
     assert root.start == "2022-06-23T10:55:04.392+02:00"
 
 
-def test_dump_with_a_cleared_id_gets_a_fresh_one() -> None:
+def test_dump_with_a_cleared_id_gets_one_from_the_file() -> None:
     data = DUMP.read_bytes().replace(
         b"f4fb0a29-93b1-4f7f-ada7-672b382774ab", b"00000000-0000-0000-0000-000000000000"
     )
     first, second = one(data), one(data)
-    assert first.id != second.id
+    assert first.id == second.id  # derived from the file's bytes: the same file, the same id
+    assert first.id != one(data + b"\n").id
     assert first.id != "00000000-0000-0000-0000-000000000000"
 
 

@@ -110,8 +110,9 @@ def test_header_wins_over_arguments() -> None:
     assert report.uut.user == "kari"
 
 
-def test_each_report_gets_a_fresh_id() -> None:
-    assert one(uut()).id != one(uut()).id
+def test_each_report_gets_an_id_from_the_file() -> None:
+    assert one(uut()).id == one(uut()).id
+    assert one(uut()).id != one(uut(sn="SN-2")).id
 
 
 def test_several_uuts_give_several_reports() -> None:
