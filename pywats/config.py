@@ -123,6 +123,14 @@ class ConvertConfig:
     """``[convert]``: converter workers shared by every watch folder."""
 
     workers: int = _field(default.CONVERT_WORKERS, check=between(1, default.CONVERT_WORKERS_MAX))
+    memory_budget_mb: int = _field(default.CONVERT_MEMORY_BUDGET_MB, check=positive)
+    """The memory the workers may take together for the files they convert (MiB),
+    estimated per file before it is read; see :mod:`pywats.pipeline.budget`."""
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """``memory_budget_mb`` in bytes (what :class:`~pywats.pipeline.Pipeline` takes)."""
+        return self.memory_budget_mb * default.MiB
 
 
 @attrs.frozen

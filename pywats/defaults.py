@@ -78,6 +78,40 @@ COMPANION_WAIT_S = 60.0
 """How long a file waits for companions that are missing or still changing (looking
 again every ``settle_s``) before it goes to the error folder."""
 
+# Messages (issue 12 item 8)
+OUTAGE_QUIET_S = 60.0
+"""After an outage's end line, how long going offline again counts as the same outage
+(logged at DEBUG, counted in the next line): at most one offline/online pair of lines per
+this long when a server or proxy keeps losing answers."""
+NOTIFY_SEND_TIMEOUT_S = 1.0
+"""Longest wait for a stuck ``$NOTIFY_SOCKET`` (its queue full) per message; once one
+message timed out, later ones are tried once without waiting until one gets through."""
+
 STATUS_CACHE_S = 0.01
 """Longest a ``service.status`` answer is reused when nothing happened in between (s):
 see :mod:`pywats.rpc.snapshots`."""
+
+# A failing queue database (disk full, I/O errors) and a done folder that cannot be
+# written: how soon what failed is tried again. Short on purpose: a try is one local call
+# or one file, and reports must flow within seconds of space coming back.
+STORE_RETRY_FIRST_S = 0.5
+"""First delay before a converter or uploader tries a failing queue database again."""
+STORE_RETRY_MAX_S = 2.0
+"""Longest delay between two tries of a failing queue database (doubling up to it); a
+write that works again wakes every waiter at once."""
+FILE_AWAY_RETRY_S = 1.0
+"""Least time between two tries to move (or delete) a queued file whose post-action
+failed (a full done folder); it stays in its watch folder and is tried again."""
+CHECKPOINT_INTERVAL_S = 60.0
+"""How often the queue's write-ahead log is copied into the database file and the time
+noted outside it; after an unclean stop, files filed since then are checked."""
+
+# [convert] memory budget (pywats.pipeline.budget)
+CONVERT_MEMORY_BUDGET_MB = 160
+"""``memory_budget_mb``: the memory the converter workers may take together, estimated
+per file before it is read (its size times its converter's factor). A file that needs
+more than all of it goes to the error folder unread. With it, ``pywats serve`` stays
+under 300 MiB of RSS (``docs/performance.md``, "Memory per format")."""
+CONVERT_MEMORY_FACTOR = 40.0
+"""The memory factor of a converter that has none measured (plugins, process converters):
+a file of S bytes is expected to take 40 x S while it is converted."""

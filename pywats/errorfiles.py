@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
+from pywats import filenames
 from pywats.errors import PywatsError
 from pywats.postaction import SIDECAR_SUFFIX, fsync_dir
 
@@ -70,9 +71,11 @@ class ErrorFile:
     """One file in an error folder."""
 
     name: str
-    """Its path below the error folder, ``/``-separated (what :func:`restore_error_file` takes)."""
+    """Its path below the error folder, ``/``-separated (what :func:`restore_error_file`
+    takes), in the escaped form of :func:`pywats.filenames.shown` (a name that is not
+    UTF-8 shows its bytes as ``\\xNN``)."""
     path: str
-    """Its absolute path."""
+    """Its absolute path (escaped the same way)."""
     size: int
     mtime: float
     """When it was last modified (epoch seconds): about when it was rejected."""
@@ -137,11 +140,11 @@ def list_error_files(
         has_sidecar = os.path.lexists(sidecar)
         files.append(
             ErrorFile(
-                name=path.relative_to(error_dir).as_posix(),
-                path=str(path),
+                name=filenames.shown(path.relative_to(error_dir).as_posix()),
+                path=filenames.shown(path),
                 size=info.st_size,
                 mtime=info.st_mtime,
-                sidecar=str(sidecar) if has_sidecar else None,
+                sidecar=filenames.shown(sidecar) if has_sidecar else None,
                 error=_read_sidecar(sidecar) if has_sidecar else "",
             )
         )
@@ -152,7 +155,38 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def _real_name(error_dir: Path, name: str) -> str:
+    """The real name below ``error_dir`` that ``name`` (as listed, maybe escaped) is.
+
+    Each part is taken as it is if such an entry exists, else the entry whose escaped form
+    (:func:`pywats.filenames.shown`) it is; ``name`` itself when none matches (so the
+    caller says it is not there).
+    """
+    folder = error_dir
+    real: list[str] = []
+    for part in name.split("/"):
+        if part in ("", ".", "..") or os.path.lexists(folder / part):
+            found = part
+        else:
+            try:
+                listed = os.listdir(folder)
+            except OSError:
+                listed = []
+            matches = filenames.matching(part, listed)
+            if len(matches) > 1:
+                raise RestoreRefusedError(
+                    f"{name!r} could be any of {len(matches)} files in {folder}; "
+                    "rename them apart first"
+                )
+            found = matches[0] if matches else part
+        real.append(found)
+        folder = folder / found
+    return "/".join(real)
+
+
 def _source_of(error_dir: Path, name: str, *, recursive: bool) -> tuple[Path, PurePosixPath]:
+    if "\0" not in name:
+        name = _real_name(error_dir, name)
     relative = PurePosixPath(name)
     if (
         not name
@@ -243,11 +277,13 @@ def restore_error_file(error_dir: Path, watch: Path, name: str, *, recursive: bo
     """
     source, relative = _source_of(error_dir, name, recursive=recursive)
     target = watch.joinpath(*relative.parts)
-    taken = f"{target} exists; it is not overwritten (rename or remove it first)"
+    taken = f"{filenames.shown(target)} exists; it is not overwritten (rename or remove it first)"
     if os.path.lexists(target):
         raise NameTakenError(taken)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}{_STAGING_SUFFIX}")
+    staged = target.with_name(
+        f".{filenames.fit(target.name, 1 + len(_STAGING_SUFFIX))}{_STAGING_SUFFIX}"
+    )
     if os.path.lexists(staged):
         os.unlink(staged)  # left by a restore that crashed: ours, and never a file yet
     _stage(source, staged)

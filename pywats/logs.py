@@ -54,6 +54,9 @@ _PRIORITIES = {
 # Control characters a line must not carry; tab is harmless and stays.
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c != 0x09}
 _ESCAPES.update({0x0A: "\\n", 0x0D: "\\r"})
+# A file name that is not UTF-8 holds its undecodable bytes as lone surrogates
+# (os.fsdecode): shown as the bytes they stand for, as pywats.filenames.shown does.
+_ESCAPES.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})
 
 _secrets: tuple[str, ...] = ()
 _secrets_lock = threading.Lock()

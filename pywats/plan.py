@@ -24,7 +24,7 @@ from pathlib import Path
 
 import attrs
 
-from pywats import paths
+from pywats import defaults, paths
 from pywats.config import (
     Config,
     ConfigCheckError,
@@ -84,6 +84,8 @@ class Plan:
     folders: tuple[FolderConfig, ...]
     station: StationDefaults
     convert_workers: int
+    convert_memory_budget_bytes: int = defaults.CONVERT_MEMORY_BUDGET_MB * defaults.MiB
+    """What the converter workers may hold at once (``[convert] memory_budget_mb``)."""
     config: Config | None = attrs.field(default=None, eq=False)
     """The checked config the plan was derived from (``server_url`` applied)."""
     token_source: TokenSource | None = None
@@ -263,6 +265,7 @@ def plan(instance: str, config: Config, *, token: str | None) -> Plan:
             purpose=config.station.purpose,
         ),
         convert_workers=config.convert.workers,
+        convert_memory_budget_bytes=config.convert.memory_budget_bytes,
         config=config,
     )
 

@@ -51,6 +51,8 @@ from typing import NamedTuple
 
 import attrs
 
+from pywats import filenames
+
 __all__ = [
     "SIDECAR_SUFFIX",
     "CompanionChanged",
@@ -285,7 +287,7 @@ def _link_no_clobber(source: Path, target: Path) -> bool:
 
 def _copy_to_temp(source: Path, directory: Path) -> Path:
     """A durable copy of ``source`` under a hidden temporary name in ``directory``."""
-    temp = directory / f".{source.name}.{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}"
+    temp = directory / _temp_name(source.name)
     try:
         with open(source, "rb") as src, open(temp, "xb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
@@ -297,6 +299,19 @@ def _copy_to_temp(source: Path, directory: Path) -> Path:
         _unlink_quietly(temp)
         raise
     return temp
+
+
+def _temp_name(name: str) -> str:
+    """A hidden, unique temporary name for a copy of ``name`` (short enough for any name)."""
+    tail = f".{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}"
+    return f".{filenames.fit(name, 1 + len(tail))}{tail}"
+
+
+def _candidate(name: str, n: int, reserve: int = 0) -> str:
+    """``numbered(name, n)``, its stem shortened if it and ``reserve`` more bytes (a
+    sidecar's suffix) would pass the name limit: a 255-byte name still finds a place."""
+    number = len(f".{n}") if n else 0
+    return numbered(filenames.fit(name, reserve + number), n)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -312,7 +327,8 @@ def _create_exclusive(path: Path, text: str) -> bool:
         return False
     try:
         with open(fd, "w", encoding="utf-8", closefd=True) as f:
-            f.write(text)
+            # A name that is not UTF-8 is written escaped (\\xNN): the sidecar is for people.
+            f.write(filenames.escape_text(text))
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
@@ -391,9 +407,10 @@ def _link(
     renamed = False
     sidecar: Path | None = None
     n = 0
+    reserve = len(SIDECAR_SUFFIX.encode()) if sidecar_text is not None else 0
     try:
         while True:
-            candidate = numbered(name, n)
+            candidate = _candidate(name, n, reserve)
             target = directory / candidate
             if staged is source and _placed_before(source, source_st, target):
                 # An earlier move of this very file was cut off (a crash or kill) after
@@ -505,7 +522,18 @@ def reject_file(
     leaves at worst an explanation without its file (the file is still in the watch
     folder and is looked at again), never a file without its explanation.
     """
-    return _place(source, directory, name or source.name, expect=expect, sidecar_text=text)
+    return _place(
+        source, directory, name or source.name, expect=expect, sidecar_text=_told(text, source)
+    )
+
+
+def _told(text: str, source: Path) -> str:
+    """The sidecar's ``text`` with the file's path in its escaped one-line form
+    (:func:`pywats.filenames.shown`): a newline in a name cannot break the sidecar's
+    lines, and a name that is not UTF-8 shows its bytes as ``\\xNN``."""
+    path = str(source)
+    shown = filenames.shown(path)
+    return text if shown == path else text.replace(path, shown)
 
 
 def delete_file(source: Path, *, expect: FileSig | None = None) -> None:
@@ -750,7 +778,7 @@ def _rename_no_clobber(source: Path, target: Path) -> None:
 
 def _copy_tree_to_temp(source: Path, directory: Path) -> Path:
     """A durable copy of folder ``source`` under a hidden temporary name in ``directory``."""
-    temp = directory / f".{source.name}.{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}"
+    temp = directory / _temp_name(source.name)
     try:
         os.mkdir(temp)
         folders = [(source, temp)]
@@ -785,7 +813,7 @@ def _copy_tree_to_temp(source: Path, directory: Path) -> Path:
 def _remove_tree(path: Path) -> None:
     """Remove folder ``path``: first renamed to a hidden name, so a removal cut short by a
     crash leaves a hidden folder (never taken), not a half folder under its real name."""
-    hidden = path.with_name(f".{path.name}{_GONE_SUFFIX}")
+    hidden = path.with_name(f".{filenames.fit(path.name, 1 + len(_GONE_SUFFIX))}{_GONE_SUFFIX}")
     if os.path.lexists(hidden):
         shutil.rmtree(hidden)  # what an earlier removal of this name left behind
     os.rename(path, hidden)
@@ -812,7 +840,7 @@ def _move_companion(source: Path, directory: Path, name: str) -> _MovedCompanion
     k = 0
     try:
         while True:
-            target = directory / numbered(name, k)
+            target = directory / _candidate(name, k)
             if os.path.lexists(target):
                 # Placed before by a move that was cut off (a crash): finish that move.
                 if staged is None and (
@@ -950,7 +978,7 @@ def reject_group(
         companions,
         expect=expect,
         expect_companions=expect_companions,
-        sidecar_text=text,
+        sidecar_text=_told(text, source),
     )
 
 

@@ -20,6 +20,7 @@ the service: that is the failure the watchdog exists to catch.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -28,11 +29,15 @@ from collections.abc import Mapping
 
 import trio
 
+from pywats import defaults
+
 log = logging.getLogger(__name__)
 
-# A datagram to a live systemd is queued at once; this bounds a stuck receiver (its queue
-# full) so a status update can never hold up the caller for long.
-_SEND_TIMEOUT_S = 5.0
+# A datagram to a live systemd is queued at once. A receiver that does not read (its
+# queue full) may hold one message up for this long; after that, later messages are tried
+# once without waiting until one gets through, so a stuck receiver costs a stop (STOPPING,
+# STATUS, WATCHDOG) at most this once, not once per message.
+_SEND_TIMEOUT_S = defaults.NOTIFY_SEND_TIMEOUT_S
 
 Value = str | int | bool
 
@@ -87,6 +92,7 @@ class Notifier:
         self.socket_name = socket_name or None
         self._address = _address(socket_name) if socket_name else None
         self._failing = False
+        self._stuck = False
         if socket_name and self._address is None:
             log.warning("NOTIFY_SOCKET=%r is not a socket path; not notifying systemd", socket_name)
 
@@ -107,7 +113,9 @@ class Notifier:
         ``state`` may be raw protocol text (``"READY=1\\nSTATUS=ok"``) or a mapping; keyword
         fields are added after it. ``True`` is sent as ``1``. Newlines inside values are
         replaced by spaces. The send is not interrupted by cancellation, so it can be used
-        while shutting down; it waits at most 5 s for a stuck receiver.
+        while shutting down. A receiver whose queue is full is waited for at most
+        :data:`~pywats.defaults.NOTIFY_SEND_TIMEOUT_S` (1 s), and after that not at all
+        until a message gets through: a stuck receiver can hold up a stop by 1 s at most.
 
         Returns:
             True if the datagram was sent, False if notifying is off or failed.
@@ -118,29 +126,45 @@ class Notifier:
         text = _format_state(state, fields)
         if self._address is None or not text:
             return False
+        # A receiver found stuck is not waited for again until a message gets through.
+        wait_s = 0.0 if self._stuck else _SEND_TIMEOUT_S
         try:
             # Shielded: STOPPING=1 is typically sent while the service is being cancelled,
             # and a message must go out whole. A send takes microseconds; the deadline
             # bounds the wait on a stuck receiver.
-            with trio.CancelScope(shield=True), trio.fail_after(_SEND_TIMEOUT_S):
-                await self._send(self._address, text.encode("utf-8"))
+            with trio.CancelScope(shield=True):
+                await self._send(self._address, text.encode("utf-8"), wait_s)
         except (OSError, trio.TooSlowError) as exc:
+            self._stuck = isinstance(exc, trio.TooSlowError | BlockingIOError)
             level = logging.DEBUG if self._failing else logging.WARNING
             log.log(level, "cannot notify systemd at %s: %s", self.socket_name, _describe(exc))
             self._failing = True
             return False
+        self._stuck = False
         if self._failing:
             log.info("notifying systemd at %s works again", self.socket_name)
             self._failing = False
         return True
 
     @staticmethod
-    async def _send(address: str, data: bytes) -> None:
-        with trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    async def _send(address: str, data: bytes, wait_s: float) -> None:
+        """Send one datagram; wait up to ``wait_s`` for room in the receiver's queue (0:
+        one try). Raises ``OSError``, or ``trio.TooSlowError`` when the wait ran out."""
+        await trio.lowlevel.checkpoint()  # shielded by the caller: a scheduling point only
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
             # connect() first: poll() on an unconnected datagram socket says "writable"
-            # even when the receiver's queue is full, and trio would spin on EAGAIN.
-            await sock.connect(address)
-            await sock.send(data)
+            # even when the receiver's queue is full. (An AF_UNIX connect never blocks.)
+            sock.connect(address)
+            if _try_send(sock, data):
+                return
+            if wait_s <= 0:
+                raise BlockingIOError(errno.EAGAIN, "the receiver's queue is full")
+            with trio.fail_after(wait_s):
+                while True:
+                    await trio.lowlevel.wait_writable(sock)
+                    if _try_send(sock, data):
+                        return
 
     async def ready(self, status: str | None = None) -> bool:
         """``READY=1`` (and ``STATUS=`` if given): start-up is complete."""
@@ -161,9 +185,21 @@ class Notifier:
         return await self.notify(WATCHDOG=1)
 
 
+def _try_send(sock: socket.socket, data: bytes) -> bool:
+    """One non-blocking send: True if it went out, False if the receiver's queue is full.
+    Other errors raise ``OSError``."""
+    try:
+        sock.send(data)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
-        return f"no answer within {_SEND_TIMEOUT_S:g} s"
+        return f"its queue stayed full for {_SEND_TIMEOUT_S:g} s (nobody reads it)"
+    if isinstance(exc, BlockingIOError):
+        return "its queue is full (nobody reads it)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return f"{type(exc).__name__}: {exc}"

@@ -20,15 +20,19 @@ anything opens.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import trio
 
+from pywats import recovery
 from pywats.errors import PywatsError
 from pywats.events import EventHub, Stats
 from pywats.pipeline import Pipeline
 from pywats.plan import Plan
+from pywats.recovery import Checkpointer, RunMarker
 from pywats.rpc.server import RpcServer, RpcSettings
 from pywats.sdnotify import Notifier, Watchdog
 from pywats.store import QueueStats, Store
@@ -46,8 +50,9 @@ STATUS_MIN_INTERVAL_S = 1.0
 subscriber wake up for each)."""
 
 
-def describe(stats: QueueStats, uploader: Uploader) -> str:
-    """The one-line ``STATUS=`` text: upload state and queue counts."""
+def describe(stats: QueueStats, uploader: Uploader, disk_full: str | None = None) -> str:
+    """The one-line ``STATUS=`` text: upload state and queue counts, after ``disk full:
+    <where>`` while a disk is full (:meth:`pywats.diskfull.DiskFull.describe`)."""
     status = uploader.status()
     if status.state is UploaderState.ONLINE:
         server = "online"
@@ -55,8 +60,9 @@ def describe(stats: QueueStats, uploader: Uploader) -> str:
         server = "no server set"
     else:
         server = f"{status.state.value}: {status.reason}"
+    full = f"{disk_full}; " if disk_full else ""
     return (
-        f"{stats.pending} pending, {stats.uploading} uploading, {stats.failed} failed, "
+        f"{full}{stats.pending} pending, {stats.uploading} uploading, {stats.failed} failed, "
         f"{status.uploaded} uploaded since start; {server}"
     )
 
@@ -181,8 +187,19 @@ class Service:
         plan = self.plan
         self.view.begin()
         await self.notifier.status("opening the queue")
+        marker = RunMarker.of(plan.db_path)
+        # Read before the store opens: the marker says whether the last run stopped cleanly.
+        unclean_since = await trio.to_thread.run_sync(marker.read)
         store = await Store.open(plan.db_path, retention_s=plan.retention_s)
         try:
+            if unclean_since is not None:
+                # Before the watchers start: their start-up listing takes what comes back.
+                await recovery.recover(store, plan.folders, unclean_since)
+            checkpointer = Checkpointer(store, marker)
+            if not await checkpointer.checkpoint():
+                # Could not note a fresh time: keep the older one, so a later recovery
+                # still looks far enough back.
+                await trio.to_thread.run_sync(marker.write, unclean_since or store.clock())
             # Every component is made before any starts, so the view is whole from here on.
             uploader = Uploader(store, plan.uploader, hub=self.hub)
             pipeline = Pipeline(
@@ -190,6 +207,7 @@ class Service:
                 plan.folders,
                 station=plan.station,
                 workers=plan.convert_workers,
+                memory_budget_bytes=plan.convert_memory_budget_bytes,
                 hub=self.hub,
             )
             self.view.attach(store, uploader, pipeline, plan.folders)
@@ -199,12 +217,13 @@ class Service:
                     rpc = RpcServer(self.view, self._rpc, db_path=plan.db_path)
                     await nursery.start(rpc.run)
                 await nursery.start(store.run)
+                await nursery.start(checkpointer.run)
                 await nursery.start(self.watchdog.run)
                 uploader_done = await _start(nursery, uploader.run)
                 await self.notifier.status("starting watchers")
                 pipeline_done = await _start(nursery, pipeline.run)
                 stats = await store.stats()
-                await self.notifier.ready(describe(stats, uploader))
+                await self.notifier.ready(describe(stats, uploader, store.disk_full.describe()))
                 self.view.set_state(ServiceState.RUNNING, "every component started")
                 log.info(
                     "instance %r ready: %d watch folder(s), queue %s, server %s",
@@ -230,6 +249,11 @@ class Service:
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
+                # Clean only if closing copied the WAL into the database and removed it;
+                # a WAL left behind (a failed checkpoint, a full disk) keeps the marker,
+                # so the next start checks the done folders.
+                if not await trio.to_thread.run_sync(_wal_left, plan.db_path):
+                    await trio.to_thread.run_sync(marker.remove)
             log.info("instance %r stopped", plan.instance)
 
     async def _report_status(self, store: Store, uploader: Uploader) -> None:
@@ -240,7 +264,7 @@ class Service:
             seen = uploader.status_generation
             snapshot = await self.view.status()
             assert snapshot.queue is not None  # the store is open
-            text = describe(snapshot.queue, uploader)
+            text = describe(snapshot.queue, uploader, snapshot.disk_full)
             if text != last:
                 await self.notifier.status(text)
                 last = text
@@ -256,6 +280,10 @@ class Service:
             await trio.sleep(STATUS_MIN_INTERVAL_S)
             with trio.move_on_after(STATUS_INTERVAL_S):
                 await uploader.wait_status_changed(seen)
+
+
+def _wal_left(db_path: Path) -> bool:
+    return os.path.lexists(f"{db_path}-wal")
 
 
 async def _start(nursery: trio.Nursery, run: Callable[..., Awaitable[None]]) -> trio.Event:

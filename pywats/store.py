@@ -13,7 +13,8 @@ bytes stored here, and record the answer. The states are::
 
 At open, ``uploading`` rows go back to ``pending`` (the process that claimed them is gone),
 the database is checked with ``quick_check``, and a corrupt file is moved aside (never
-deleted) and replaced by an empty queue.
+deleted) and replaced by a new queue, into which every readable pending and failed report
+of the old file is salvaged (:mod:`pywats.salvage`).
 
 Threading: the connection lives in apsw's async mode (:meth:`apsw.Connection.as_async`
 with the Trio controller), so every database call runs on the connection's own worker
@@ -51,18 +52,22 @@ import apsw.aio
 import attrs
 import trio
 
-from pywats import defaults
+from pywats import defaults, filenames, salvage
+from pywats.diskfull import DiskFull, is_disk_full
 from pywats.errors import NotFoundError, StoreError
 
 __all__ = [
     "DEFAULT_RETENTION_S",
+    "LIST_ORDERS",
     "Claim",
     "EnqueueResult",
+    "ListOrder",
     "NewReport",
     "QueueReader",
     "QueueState",
     "QueueStats",
     "QueuedReport",
+    "SalvageResult",
     "SourceFile",
     "Store",
 ]
@@ -121,6 +126,37 @@ class NewReport:
     result: str
     start: str
     converter: str
+
+
+@attrs.frozen
+class SalvageResult:
+    """What :meth:`Store.salvage` did with a damaged queue file."""
+
+    salvaged: int
+    """Reports copied into the queue."""
+    found: int
+    """Pending, uploading and failed reports read from the file (``salvaged`` plus
+    those already queued)."""
+    unreadable: int | None
+    """Rows that could not be read (their state unknown); ``None``: how many cannot be
+    told (the file is cut short, or the table and all its indexes are damaged)."""
+    problem: str | None = None
+    """Why nothing could be read, if so."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether something in the file could not be read."""
+        return self.unreadable != 0 or self.problem is not None
+
+    def describe(self, path: Path) -> str:
+        """The one log line."""
+        if self.problem is not None:
+            return f"salvaged no reports from {path}: {self.problem}"
+        unreadable = "an unknown number" if self.unreadable is None else self.unreadable
+        return (
+            f"salvaged {self.salvaged} of {self.found} pending/failed reports from {path}"
+            f" ({unreadable} unreadable)"
+        )
 
 
 @attrs.frozen
@@ -228,7 +264,7 @@ class QueuedReport:
             created_at=_real(row[6]),
             updated_at=_real(row[7]),
             converter=_text(row[8]),
-            source=None if row[9] is None else _text(row[9]),
+            source=None if row[9] is None else _shown_path(row[9]),
             pn=_text(row[10]),
             sn=_text(row[11]),
             result=_text(row[12]),
@@ -242,6 +278,14 @@ def _text(value: apsw.SQLiteValue) -> str:
     if not isinstance(value, str):
         raise StoreError(f"queue database holds {value!r} where text was expected")
     return value
+
+
+def _shown_path(value: apsw.SQLiteValue) -> str:
+    # A source path is TEXT, or a BLOB of its bytes when it is not UTF-8 (to_db); rows
+    # are listed and shown, so it comes back escaped (valid text for JSON and terminals).
+    if not isinstance(value, str | bytes):
+        raise StoreError(f"queue database holds {value!r} where a path was expected")
+    return filenames.shown(filenames.from_db(value)) if isinstance(value, bytes) else value
 
 
 def _integer(value: apsw.SQLiteValue) -> int:
@@ -434,7 +478,8 @@ def _enqueue_batch(
                 if known is not None:
                     results.append(EnqueueResult(ids=known, duplicate=True))
                     continue
-            source_path = source.path if source is not None else None
+            # Lossless: a name that is not UTF-8 is stored as its bytes (pywats.filenames).
+            source_path = filenames.to_db(source.path) if source is not None else None
             rows = [
                 (
                     r.id,
@@ -466,7 +511,14 @@ def _enqueue_batch(
                 conn.execute(
                     "INSERT INTO sources (hash, path, size, mtime, converted_at, report_ids)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (source.hash, source.path, source.size, source.mtime, now, json.dumps(ids)),
+                    (
+                        source.hash,
+                        filenames.to_db(source.path),
+                        source.size,
+                        source.mtime,
+                        now,
+                        json.dumps(ids),
+                    ),
                 )
             results.append(EnqueueResult(ids=ids, duplicate=False))
     return results
@@ -654,6 +706,47 @@ def _purge_done(conn: apsw.Connection, cutoff: float) -> int:
     return count
 
 
+def _insert_salvaged(
+    conn: apsw.Connection,
+    reports: Sequence[tuple[apsw.SQLiteValue, ...]],
+    sources: Sequence[tuple[apsw.SQLiteValue, ...]],
+    now: float,
+) -> int:
+    """Insert rows read by :func:`pywats.salvage.read`; return how many reports were new.
+
+    Ids already queued are skipped (OR IGNORE), and so is a row the schema refuses.
+    ``uploading`` rows were pending when their service stopped, and pending rows are due
+    now: they have waited long enough. Ids, bodies, attempts and errors are kept.
+    """
+    columns = ", ".join(salvage.REPORT_COLUMNS)
+    state = salvage.REPORT_COLUMNS.index("state")
+    due = salvage.REPORT_COLUMNS.index("next_attempt_at")
+    rows = []
+    for row in reports:
+        fixed = list(row)
+        if fixed[state] != QueueState.FAILED:
+            fixed[state], fixed[due] = str(QueueState.PENDING), now
+        rows.append(fixed)
+    marks = ", ".join("?" for _ in salvage.REPORT_COLUMNS)
+    source_marks = ", ".join("?" for _ in salvage.SOURCE_COLUMNS)
+    with _transaction(conn):
+        before = conn.total_changes()
+        conn.executemany(f"INSERT OR IGNORE INTO reports ({columns}) VALUES ({marks})", rows)
+        count = conn.total_changes() - before
+        conn.executemany(
+            f"INSERT OR IGNORE INTO sources ({', '.join(salvage.SOURCE_COLUMNS)})"
+            f" VALUES ({source_marks})",
+            sources,
+        )
+    return count
+
+
+def _checkpoint(conn: apsw.Connection) -> bool:
+    # PASSIVE: never waits for the reader; a reader in the way leaves part of the WAL.
+    wal_frames, copied = conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+    return wal_frames >= 0 and copied == wal_frames
+
+
 def _next_due_at(conn: apsw.Connection, now: float, max_delay_s: float) -> float | None:
     value = conn.execute("SELECT min(next_attempt_at) FROM reports WHERE state = 'pending'").get
     if value is None:
@@ -698,12 +791,65 @@ def _tally(conn: apsw.Connection) -> _Tally:
     return _Tally(counts, total_bytes, oldest)
 
 
+@attrs.frozen
+class ListOrder:
+    """How :func:`_list` orders a page: by ``column``, first ``descending`` or not.
+
+    Equal values are ordered newest queued first (by rowid, which grows with every insert),
+    so every order is total: a page continues the one before it exactly (see ``after``).
+    """
+
+    column: str
+    descending: bool
+    ties_descending: bool = True
+
+    def sql(self) -> str:
+        """The SQL expression this order sorts by."""
+        if self.column == "state":
+            # Attention first: what failed, then what waits, then what is done.
+            ranks = " ".join(f"WHEN '{s}' THEN {r}" for s, r in _STATE_RANK.items())
+            return f"(CASE state {ranks} END)"
+        return self.column
+
+    def value(self, report: QueuedReport) -> str | int | float:
+        """``report``'s value of the sort column (what ``after`` takes)."""
+        if self.column == "state":
+            return _STATE_RANK[report.state.value]
+        return cast(str | int | float, getattr(report, self.column))
+
+    def reversed(self) -> ListOrder:
+        """The same order the other way round (ties too: the exact reverse)."""
+        return ListOrder(self.column, not self.descending, not self.ties_descending)
+
+
+_STATE_RANK = {"failed": 0, "pending": 1, "uploading": 2, "done": 3}
+
+LIST_ORDERS: Mapping[str, ListOrder] = {
+    "newest": ListOrder("created_at", descending=True),
+    "oldest": ListOrder("created_at", descending=False, ties_descending=False),
+    "updated": ListOrder("updated_at", descending=True),
+    "state": ListOrder("state", descending=False),
+    "sn": ListOrder("sn", descending=False),
+    "pn": ListOrder("pn", descending=False),
+    "result": ListOrder("result", descending=False),
+    "attempts": ListOrder("attempts", descending=True),
+    "next_attempt": ListOrder("next_attempt_at", descending=False),
+}
+"""The orders a listing can have, by name: ``newest`` (the default), ``oldest``,
+``updated`` (last changed first), ``state`` (failed, pending, uploading, done), ``sn``,
+``pn``, ``result`` (A to Z), ``attempts`` (most first), ``next_attempt`` (soonest first)."""
+
+_ROWID_MAX = 2**63 - 1
+
+
 def _list(
     conn: apsw.Connection,
     state: QueueState | None,
     sn: str | None,
     limit: int,
     offset: int,
+    order: ListOrder = LIST_ORDERS["newest"],
+    after: tuple[str | int | float, str] | None = None,
 ) -> list[QueuedReport]:
     where: list[str] = []
     params: list[apsw.SQLiteValue] = []
@@ -716,10 +862,30 @@ def _list(
         escaped = sn.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append("(sn LIKE ? ESCAPE '\\' OR pn LIKE ? ESCAPE '\\')")
         params += [f"%{escaped}%", f"%{escaped}%"]
+    expr = order.sql()
+    if after is not None:
+        # Keyset paging: the rows after (value, id) in this order. Unlike an offset it
+        # neither repeats nor skips rows when reports come, go or change state between two
+        # pages. The id stands for its rowid; if that report is gone, every row with an
+        # equal value counts as after it (a tie may repeat, nothing is skipped).
+        value, last_id = after
+        beyond = "<" if order.descending else ">"
+        tie = "<" if order.ties_descending else ">"
+        missing = _ROWID_MAX if order.ties_descending else -_ROWID_MAX - 1
+        rowid = f"coalesce((SELECT rowid FROM reports WHERE id = ?), {missing})"
+        if order.descending == order.ties_descending:
+            # A row value comparison: SQLite walks the index from there.
+            where.append(f"({expr}, rowid) {beyond} (?, {rowid})")
+            params += [value, last_id]
+        else:
+            where.append(f"({expr} {beyond} ? OR ({expr} = ? AND rowid {tie} {rowid}))")
+            params += [value, value, last_id]
     clause = f" WHERE {' AND '.join(where)}" if where else ""
+    direction = "DESC" if order.descending else "ASC"
+    ties = "DESC" if order.ties_descending else "ASC"
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM reports{clause}"
-        " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        f" ORDER BY {expr} {direction}, rowid {ties} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     ).fetchall()
     return [QueuedReport.from_row(row) for row in rows]
@@ -738,9 +904,13 @@ def _optimize(conn: apsw.Connection) -> None:
     conn.pragma("optimize")
 
 
-def _check_page(limit: int, offset: int) -> None:
+def _check_page(limit: int, offset: int, sort: str = "newest", reverse: bool = False) -> ListOrder:
     if limit < 0 or offset < 0:
         raise ValueError(f"limit and offset must be >= 0, got {limit}, {offset}")
+    order = LIST_ORDERS.get(sort)
+    if order is None:
+        raise ValueError(f"sort must be one of {', '.join(LIST_ORDERS)}, got {sort!r}")
+    return order.reversed() if reverse else order
 
 
 # ---------------------------------------------------------------------------------------
@@ -879,6 +1049,12 @@ class Store:
         self._changes = 0
         """Calls that may have written so far (see :meth:`stats`)."""
         self._tally: tuple[int, _Tally] | None = None
+        self.disk_full = DiskFull()
+        """Where the disk is full now; shared with the pipeline (done folders) and read by
+        the status. The store itself notes its database here."""
+        self._place = f"queue database {path}"
+        self._write_failed = False
+        """A write failed in the database and none has changed a row since."""
 
     @classmethod
     async def open(
@@ -894,8 +1070,9 @@ class Store:
 
         Runs ``quick_check``; a file that is not SQLite or fails the check is renamed to
         ``<name>.corrupt-<UTC timestamp>`` (with its ``-wal``/``-shm``), logged at ERROR on
-        the ``pywats.store`` logger, and replaced by a new empty queue. Then sets WAL mode
-        and ``synchronous=FULL``, migrates the schema (one transaction), and returns
+        the ``pywats.store`` logger, and replaced by a new queue, into which the readable
+        pending and failed reports of the old file are salvaged (:meth:`salvage`). Then
+        sets WAL mode and ``synchronous=FULL``, migrates the schema (one transaction), and returns
         ``uploading`` reports to ``pending``.
 
         Args:
@@ -916,6 +1093,7 @@ class Store:
             await trio.to_thread.run_sync(_make_parent, db_path)
         except OSError as exc:
             raise StoreError(f"cannot create directory for {db_path}: {exc}") from exc
+        aside: Path | None = None
         try:
             db, opened = await _open_prepared(db_path, busy_timeout_ms, clock())
         except _CorruptDatabaseError as exc:
@@ -927,7 +1105,7 @@ class Store:
                     f" {move_exc}"
                 ) from move_exc
             log.error(  # noqa: TRY400 - the cause is in the message; no traceback wanted
-                "queue database %s is corrupt (%s); moved it to %s and started an empty queue",
+                "queue database %s is corrupt (%s); moved it to %s and started a new queue",
                 db_path,
                 exc,
                 aside,
@@ -957,7 +1135,16 @@ class Store:
         except BaseException:
             await _aclose_connection(db)
             raise
-        return cls(db, reader, db_path, clock, retention_s, max_delay_s)
+        store = cls(db, reader, db_path, clock, retention_s, max_delay_s)
+        if aside is not None:
+            # The waiting reports of the damaged file are the station's results: bring
+            # back every one that can still be read before anything else runs.
+            try:
+                await store.salvage(aside)
+            except BaseException:
+                await store.aclose()
+                raise
+        return store
 
     @property
     def path(self) -> Path:
@@ -1027,10 +1214,42 @@ class Store:
         # Counted before and after: a stats read that overlaps the write, on either side
         # of its commit, is never taken for the state after it.
         self._changes += 1
+
+        def counted(conn: apsw.Connection) -> tuple[T, int]:
+            before = conn.total_changes()
+            result = fn(conn, *args, **kwargs)
+            return result, conn.total_changes() - before
+
         try:
-            return await self._query(what, fn, *args, **kwargs)
+            try:
+                result, changed = await self._query(what, counted)
+            except StoreError as exc:
+                self._failed_write(exc)
+                raise
+            if changed:
+                self._wrote()
+            return result
         finally:
             self._changes += 1
+
+    def _failed_write(self, exc: StoreError) -> None:
+        cause = exc.__cause__
+        if not isinstance(cause, apsw.Error) or isinstance(cause, apsw.ConstraintError):
+            return  # not the database failing: a missing row, a report id clash
+        self._write_failed = True
+        if is_disk_full(cause):
+            self.disk_full.full(self._place, cause, trio.current_time())
+
+    def _wrote(self) -> None:
+        # Only a write that changed rows counts: an empty claim commits nothing, so it
+        # succeeds on a full disk too and says nothing about space.
+        if not self._write_failed:
+            return
+        self._write_failed = False
+        self.disk_full.space(self._place, trio.current_time())
+        # Whoever waits to try again (the uploader's backoff, a converter's commit) may
+        # go now rather than at the end of its delay.
+        self._bump()
 
     async def _query(
         self,
@@ -1339,6 +1558,47 @@ class Store:
         age = self._retention_s if older_than_s is None else older_than_s
         return await self._call("purge", _purge_done, self._clock() - age)
 
+    async def salvage(self, path: str | os.PathLike[str]) -> SalvageResult:
+        """Copy every readable pending, uploading and failed report (and every source
+        record) from the damaged queue file ``path`` into this queue; log one line.
+
+        The file is only read (:mod:`pywats.salvage`). Reports already in this queue are
+        skipped, so salvaging the same file twice adds nothing the second time.
+
+        Raises:
+            StoreError: this queue cannot be written.
+        """
+        aside = Path(path)
+        found = await trio.to_thread.run_sync(salvage.read, aside)
+        salvaged = 0
+        if found.reports or found.sources:
+            salvaged = await self._call(
+                "salvage", _insert_salvaged, found.reports, found.sources, self._clock()
+            )
+        if salvaged:
+            self._bump()
+        result = SalvageResult(
+            salvaged=salvaged,
+            found=len(found.reports),
+            unreadable=found.unreadable,
+            problem=found.problem,
+        )
+        # WARNING even when all came back: the queue was damaged, someone should know.
+        log.warning("%s", result.describe(aside))
+        return result
+
+    async def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file (``wal_checkpoint(PASSIVE)``).
+
+        Returns True if all of it was copied (and so, with ``synchronous=FULL``, is on
+        disk in the main file), False if a reader kept part of it or it failed.
+        """
+        try:
+            return await self._call("checkpoint", _checkpoint)
+        except StoreError as exc:
+            log.debug("checkpoint failed: %s", exc)
+            return False
+
     async def next_due_at(self) -> float | None:
         """The earliest ``next_attempt_at`` (epoch s) of ``pending`` reports, or ``None``.
 
@@ -1367,8 +1627,11 @@ class Store:
         sn: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "newest",
+        reverse: bool = False,
+        after: tuple[str | int | float, str] | None = None,
     ) -> list[QueuedReport]:
-        """A page of reports, newest first, without bodies.
+        """A page of reports, newest first unless ``sort`` says otherwise, without bodies.
 
         Args:
             state: only reports in this state.
@@ -1376,9 +1639,16 @@ class Store:
                 (ASCII case-insensitive, matched literally).
             limit: page size.
             offset: how many matching reports to skip.
+            sort: a name of :data:`LIST_ORDERS`.
+            reverse: the exact reverse of that order.
+            after: only the reports after the one with this (sort value, id): the last
+                row of the page before (:meth:`ListOrder.value`), for the next page.
+
+        Raises:
+            ValueError: a negative ``limit`` or ``offset``, or an unknown ``sort``.
         """
-        _check_page(limit, offset)
-        return await self._look("list", _list, state, sn, limit, offset)
+        order = _check_page(limit, offset, sort, reverse)
+        return await self._look("list", _list, state, sn, limit, offset, order, after)
 
     async def get(self, report_id: str) -> QueuedReport:
         """One report, with its body.
@@ -1465,10 +1735,13 @@ class QueueReader:
         sn: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "newest",
+        reverse: bool = False,
+        after: tuple[str | int | float, str] | None = None,
     ) -> list[QueuedReport]:
-        """A page of reports, newest first, without bodies (see :meth:`Store.list_reports`)."""
-        _check_page(limit, offset)
-        return self._read(_list, state, sn, limit, offset)
+        """A page of reports, without bodies (see :meth:`Store.list_reports`)."""
+        order = _check_page(limit, offset, sort, reverse)
+        return self._read(_list, state, sn, limit, offset, order, after)
 
     def get(self, report_id: str) -> QueuedReport:
         """One report, with its body.

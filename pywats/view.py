@@ -214,6 +214,9 @@ class ServiceSnapshot:
     folders: tuple[FolderView, ...]
     clock: float
     """The station's wall-clock time (epoch seconds): a client can warn about skew."""
+    disk_full: str | None = None
+    """``disk full: <where>`` while the queue database or a done folder cannot be written
+    for lack of space (nothing is lost meanwhile), else ``None``."""
 
 
 def _server(status: UploaderStatus) -> ServerView:
@@ -414,6 +417,7 @@ class ServiceView:
             queue=queue,
             folders=self._folder_views(pipeline),
             clock=self._clock(),
+            disk_full=None if store is None else store.disk_full.describe(),
         )
 
     def _folder_views(self, pipeline: Pipeline | None) -> tuple[FolderView, ...]:

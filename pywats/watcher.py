@@ -61,6 +61,7 @@ import trio
 
 from pywats import checks, defaults
 from pywats.errors import PywatsError
+from pywats.folderlock import FolderLock, lock_folder
 from pywats.inotify import Event, Inotify, InotifyError, Mask
 
 __all__ = ["TEMPORARY_PATTERNS", "WatchConfig", "Watcher", "WatcherStatistics"]
@@ -386,6 +387,7 @@ class Watcher:
     _settle_due: float = attrs.field(init=False, default=math.inf)
     _wait_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
     _running: bool = attrs.field(init=False, default=False)
+    _lock: FolderLock | None = attrs.field(init=False, default=None)
     _runs: int = attrs.field(init=False, default=0)
     _files_sent: int = attrs.field(init=False, default=0)
     _rescans: int = attrs.field(init=False, default=0)
@@ -501,15 +503,31 @@ class Watcher:
             self._runs += 1
 
     async def _run(self, ino: Inotify | None, task_status: trio.TaskStatus[None]) -> None:
-        cfg = self.config
+        # The folder's lock first: no file is listed or read unless this process is the
+        # only one taking files from it. Held for the whole run, dropped at its end.
         try:
             created = await trio.to_thread.run_sync(
                 _prepare_folder, self._root, abandon_on_cancel=True
             )
+            # Not abandoned on cancel: an abandoned thread would take the lock after all
+            # and hold it, unreleased, until the process ends. The folder has just been
+            # listed, so its open here does not hang.
+            self._lock = await trio.to_thread.run_sync(lock_folder, self._root)
         except OSError as exc:
             raise PywatsError(
                 f"cannot use watch folder {self._root}: {exc.strerror or exc}"
             ) from exc
+        try:
+            await self._run_locked(ino, task_status, created=created)
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
+
+    async def _run_locked(
+        self, ino: Inotify | None, task_status: trio.TaskStatus[None], *, created: bool
+    ) -> None:
+        cfg = self.config
         if created:
             log.info("created watch folder %s", self._root)
         scan: _Scan | None = None
@@ -700,10 +718,21 @@ class Watcher:
             return None
         if scan.created:
             log.info("created watch folder %s (it had disappeared)", self._root)
+            await self._relock()
         if scan.unreadable:
             log.warning("%d subfolder(s) of %s cannot be read", scan.unreadable, self._root)
         self._sync_watches(scan.dirs, full=True)
         return scan
+
+    async def _relock(self) -> None:
+        """Lock the watch folder made anew: the lock held is on the folder that is gone."""
+        if self._lock is not None:
+            self._lock.release()
+        try:
+            self._lock = await trio.to_thread.run_sync(lock_folder, self._root)
+        except (PywatsError, OSError) as exc:
+            self._lock = None
+            log.error("%s", exc)  # noqa: TRY400 - one line; the next re-creation tries again
 
     async def _rescan(self) -> None:
         self._rescans += 1

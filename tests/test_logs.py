@@ -256,3 +256,5 @@ def test_component(name: str, shown: str) -> None:
 def test_one_line() -> None:
     assert one_line("a\nb\n\n") == "a\\nb"
     assert one_line("\x00\x7f\t") == "\\x00\\x7f\t"
+    # os.fsdecode(b"caf\xe9.csv"): the byte that is not UTF-8 is shown as the byte.
+    assert one_line("caf\udce9.csv") == "caf\\xe9.csv"

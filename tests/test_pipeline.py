@@ -1223,3 +1223,133 @@ async def test_each_event_is_one_log_line_naming_the_file_and_outcome(
     assert f"moved to {folder.error_dir / 'bad.json'}" in bad
     record = next(r for r in caplog.records if "bad.json" in r.getMessage())
     assert record.levelno == logging.WARNING
+
+
+def test_pipeline_checks_each_report_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's convert step checks the WSJF rules once per report, not a second
+    time after the converter did (issue 13: validation was most of the work twice)."""
+    from pywats.converters.spea import SpeaConverter
+    from pywats.pipeline import steps
+
+    validate_module = sys.modules["pywats.report.validate"]
+    checked: list[str] = []
+    real_check = validate_module.check
+
+    def counting(report: Report) -> list[Any]:
+        checked.append(report.id)
+        return real_check(report)
+
+    monkeypatch.setattr(validate_module, "check", counting)
+    path = Path(__file__).parent / "data" / "equipment" / "spea" / "testdata_SN9871234012.csv"
+    made = steps.convert(SpeaConverter(), ConversionContext(), path, path.read_bytes())
+    assert len(made) > 1
+    assert sorted(checked) == sorted(r.id for r in made)
+
+
+# -- the conversion memory budget ---------------------------------------------------------
+
+
+class Hungry(Gated):
+    """A gated converter whose files take 40 times their size to convert."""
+
+    memory_factor = 40
+
+
+async def test_a_file_waits_for_memory_while_another_holds_the_budget(
+    tmp_path: Path, store: Store
+) -> None:
+    hungry = Hungry()
+    folder = make_folder(tmp_path, converter=hungry)
+    folder.watch.mkdir(parents=True)
+    first, second = wsjf_bytes(1), wsjf_bytes(2)
+    # Room for one of these files at a time, not two.
+    budget = 40 * max(len(first), len(second)) * 3 // 2
+    try:
+        with trio.fail_after(20):
+            async with running(store, folder, workers=2, memory_budget_bytes=budget) as (
+                pipeline,
+                files,
+            ):
+                (folder.watch / "a.json").write_bytes(first)
+                await hungry.wait_entered(1)
+                (folder.watch / "b.json").write_bytes(second)
+                # A worker is free, but b waits for memory rather than running beside a.
+                await until(
+                    lambda: pipeline.statistics().files_waiting_for_memory == 1, "b waiting"
+                )
+                assert hungry.entered == ["a.json"]
+                assert pipeline.statistics().memory_held == 40 * len(first)
+                hungry.gate.set()
+                await files.wait(2, "both converted")
+                stats = pipeline.statistics()
+    finally:
+        hungry.gate.set()
+    assert files.kinds() == {"a.json": "converted", "b.json": "converted"}
+    assert hungry.entered == ["a.json", "b.json"]
+    assert stats.memory_budget == budget
+    assert (stats.memory_held, stats.files_waiting_for_memory) == (0, 0)
+    assert stats.files_waited_for_memory == 1  # counted once, however long it waited
+
+
+async def test_a_stop_ends_the_wait_for_memory_at_once(tmp_path: Path, store: Store) -> None:
+    hungry = Hungry()
+    folder = make_folder(tmp_path, converter=hungry)
+    folder.watch.mkdir(parents=True)
+    data = wsjf_bytes(1)
+    pipeline = Pipeline(
+        store, [folder], station=STATION, workers=2, memory_budget_bytes=40 * len(data) + 1
+    )
+    files = watch(pipeline.hub)
+    try:
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(pipeline.run)
+                (folder.watch / "a.json").write_bytes(data)
+                await hungry.wait_entered(1)
+                (folder.watch / "b.json").write_bytes(wsjf_bytes(2))
+                await until(
+                    lambda: pipeline.statistics().files_waiting_for_memory == 1, "b waiting"
+                )
+                pipeline.begin_shutdown()
+                # b's wait ends now, while a is still converting: it is left for next time.
+                [left] = await files.wait(1, "b left", timeout=5)
+                assert Path(left.source).name == "b.json"
+                assert isinstance(left, FileProcessed)
+                assert left.outcome == Outcome.LEFT
+                hungry.gate.set()  # a finishes; then run returns
+    finally:
+        hungry.gate.set()
+    files.drain()
+    assert files.kinds() == {"b.json": "left", "a.json": "converted"}
+    assert names(folder.watch) == ["b.json"]
+    assert pipeline.statistics().memory_held == 0
+
+
+async def test_a_file_that_needs_more_than_the_whole_budget_goes_to_the_error_folder(
+    tmp_path: Path, store: Store
+) -> None:
+    folder = make_folder(tmp_path)
+    folder.watch.mkdir(parents=True)
+    small, big = wsjf_bytes(1), wsjf_bytes(2, miscInfos=[{"description": "x", "text": "y" * 900}])
+    factor = 12  # the wsjf converter's (pywats.pipeline.budget.FACTORS)
+    budget = factor * (len(small) + len(big)) // 2
+    assert budget >= 10 * 1024  # sizes shown as whole KiB
+    with trio.fail_after(20):
+        async with running(store, folder, memory_budget_bytes=budget) as (pipeline, files):
+            (folder.watch / "small.json").write_bytes(small)
+            (folder.watch / "big.json").write_bytes(big)
+            await files.wait(2, "both files")
+    assert files.kinds() == {"small.json": "converted", "big.json": "rejected"}
+    [rejected] = files.of("big.json")
+    assert isinstance(rejected, FileRejected)
+    need = factor * len(big)
+    expected = (
+        f"needs about {need / 1024:.0f} KiB to convert, more than the conversion memory "
+        f"budget of {budget / 1024:.0f} KiB ([convert] memory_budget_mb); raise it if the "
+        "station has the memory"
+    )
+    assert rejected.reason == expected
+    assert names(folder.error_dir) == ["big.json", "big.json.error.txt"]
+    assert expected in (folder.error_dir / "big.json.error.txt").read_text()
+    assert [r.sn for r in await queued(store)] == ["SN00001"]
+    assert pipeline.statistics().memory_held == 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pywats import filenames
 from pywats.postaction import (
     SourceChanged,
     TooBig,
@@ -266,3 +267,90 @@ def test_ensure_dir(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
         ensure_dir(tmp_path / "file" / "sub")
+
+
+# --- Names the kernel allows: not UTF-8, newlines, 255 bytes, leading '-' --------------
+
+ODD_NAMES = [
+    b"caf\xe9.csv",
+    b"bad-\xff\xfe.json",
+    b"two\nlines.json",
+    b"-leading and trailing .json",
+    b" spaced name.json",
+    b"x" * 250 + b".json",  # 255 bytes: NAME_MAX
+]
+ODD_IDS = ["latin-1", "invalid", "newline", "leading-dash", "leading-space", "255-bytes"]
+
+
+@pytest.mark.parametrize("raw", ODD_NAMES, ids=ODD_IDS)
+def test_a_move_keeps_any_name_byte_for_byte(tmp_path: Path, raw: bytes) -> None:
+    watch, done = tmp_path / "in", tmp_path / "done"
+    watch.mkdir()
+    source = Path(os.fsdecode(os.path.join(os.fsencode(watch), raw)))
+    source.write_bytes(b"{}")
+    moved = move_file(source, done, expect=file_sig(source))
+    assert os.fsencode(moved.name) == raw
+    assert os.listdir(os.fsencode(done)) == [raw]
+    # A second file of that name is numbered, still within the name limit.
+    source.write_bytes(b"{ }")
+    again = move_file(source, done)
+    assert again != moved
+    assert len(os.fsencode(again.name)) <= 255
+    assert again.read_bytes() == b"{ }"
+
+
+@pytest.mark.parametrize("raw", ODD_NAMES, ids=ODD_IDS)
+def test_a_reject_of_any_name_writes_a_readable_sidecar(tmp_path: Path, raw: bytes) -> None:
+    from pywats.errorfiles import list_error_files, restore_error_file
+
+    watch, error = tmp_path / "in", tmp_path / "error"
+    watch.mkdir()
+    source = Path(os.fsdecode(os.path.join(os.fsencode(watch), raw)))
+    source.write_bytes(b"not a report")
+    placed = reject_file(source, error, f"file:      {source}\nreason:    bad\n")
+    assert placed.sidecar is not None
+    assert placed.path.read_bytes() == b"not a report"
+    assert not source.exists()
+    text = placed.sidecar.read_bytes().decode("utf-8")  # valid UTF-8, whatever the name
+    assert "reason:    bad" in text
+    # The file's path is one line of text, its undecodable bytes as \\xNN.
+    assert f"file:      {filenames.shown(source)}\n" in text
+    if raw == b"caf\xe9.csv":
+        assert placed.path.name == source.name
+        assert "caf\\xe9.csv" in text
+    if len(raw) == 255:
+        # name + ".error.txt" would not fit: the file is filed under a shortened name,
+        # with its sidecar beside it, and the sidecar names the original.
+        assert placed.path.name.endswith(".json")
+        assert placed.sidecar.name == placed.path.name + ".error.txt"
+    # Listed as valid text; restored by the name the listing shows.
+    [listed], _ = list_error_files(error)
+    listed.name.encode("utf-8")
+    listed.path.encode("utf-8")
+    assert "\n" not in listed.name
+    back = restore_error_file(error, watch, listed.name)
+    assert back.parent == watch
+    assert back.read_bytes() == b"not a report"
+    assert os.listdir(error) == []
+
+
+def test_a_restore_by_shown_name_prefers_the_exact_name(tmp_path: Path) -> None:
+    from pywats.errorfiles import (
+        ErrorFileNotFoundError,
+        RestoreRefusedError,
+        restore_error_file,
+    )
+
+    watch, error = tmp_path / "in", tmp_path / "error"
+    watch.mkdir()
+    error.mkdir()
+    odd = Path(os.fsdecode(os.path.join(os.fsencode(error), b"caf\xe9.csv")))
+    odd.write_bytes(b"latin-1 name")
+    literal = error / "caf\\xe9.csv"  # a real backslash: shows the same
+    literal.write_bytes(b"backslash name")
+    assert restore_error_file(error, watch, "caf\\xe9.csv").read_bytes() == b"backslash name"
+    assert restore_error_file(error, watch, "caf\\xe9.csv").read_bytes() == b"latin-1 name"
+    with pytest.raises(ErrorFileNotFoundError):
+        restore_error_file(error, watch, "caf\\xe9.csv")  # both are back
+    with pytest.raises(RestoreRefusedError):
+        restore_error_file(error, watch, "../in/caf\\xe9.csv")

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
 from pywats import config as config_mod
-from pywats.events import Event, FileProcessed, ReportUploaded, Stats
+from pywats.events import Event, FileProcessed, FileRejected, ReportUploaded, Stats
 from pywats.plan import plan
 from pywats.receiver import Receiver, ReceiverConfig
 from pywats.sdnotify import Notifier
@@ -113,7 +114,8 @@ async def test_ready_comes_after_every_component_and_the_view_is_whole_from_the_
             )
             nursery.start_soon(collect, events, service)
             await trio.sleep(0)  # the subscriber is in before anything happens
-            assert service.view.state is ServiceState.STARTING
+            before = service.view.state  # a local: mypy would keep the narrowing past awaits
+            assert before is ServiceState.STARTING
             returned = trio.Event()
 
             async def serve(*, task_status: trio.TaskStatus[None]) -> None:
@@ -122,6 +124,8 @@ async def test_ready_comes_after_every_component_and_the_view_is_whole_from_the_
 
             await nursery.start(serve)
             # started() comes after READY=1, and READY=1 after every component started.
+            # (The datagram is in the socket by now; let the reading task take it.)
+            await trio.testing.wait_all_tasks_blocked()
             assert "READY" in notify.sent()
             statuses = [m.get("STATUS", "") for m in notify.messages]
             assert statuses.index("opening the queue") < statuses.index("starting watchers")
@@ -199,3 +203,38 @@ async def test_stop_runs_in_order_and_uploads_in_flight_get_their_deadline(
         got = reader.get(report_id)
     assert (got.state, got.attempts) == (QueueState.PENDING, 0)
     assert (tmp_path / "done" / "hangs.json").exists()
+
+
+async def test_the_configured_memory_budget_is_the_one_the_service_keeps(tmp_path: Path) -> None:
+    # [convert] memory_budget_mb = 1: a 200 KB report needs more than that to convert,
+    # so it goes to the error folder saying which key to raise (the default takes it).
+    document: dict[str, Any] = {
+        "queue": {"path": str(tmp_path / "queue.db")},
+        "convert": {"memory_budget_mb": 1},
+        "converters": [
+            {
+                "name": "wsjf",
+                "watch": str(tmp_path / "in"),
+                "done_dir": str(tmp_path / "done"),
+                "error_dir": str(tmp_path / "error"),
+            }
+        ],
+    }
+    service = Service(
+        plan("test", config_mod.parse(document, source=tmp_path / "test.toml"), token=None),
+        handle_signals=False,
+    )
+    report = uut()
+    report["id"] = str(uuid.uuid4())
+    report["miscInfos"] = [{"description": f"pad {n}", "text": "x" * 90} for n in range(2000)]
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            with service.hub.subscribe(buffer=100) as subscription:
+                (tmp_path / "in" / "big.json").write_text(json.dumps(report))
+                async for event in subscription:
+                    if isinstance(event, FileRejected):
+                        break
+            service.request_stop()
+    assert "memory_budget_mb" in event.reason
+    assert (tmp_path / "error" / "big.json").exists()

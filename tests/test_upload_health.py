@@ -7,6 +7,7 @@ every delay is its bound and every time below is exact.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 
 import pytest
@@ -26,10 +27,11 @@ from pywats.upload.health import (
     UploadNow,
     WaitUntil,
 )
+from pywats.upload.status import OutageLine, OutageLog
 
 OK = Answer(200)
 BUSY = Answer(500, "500 Internal Server Error: boom")
-REFUSED = Answer(None, "cannot connect: [Errno 111] Connection refused")
+REFUSED = Answer(None, "cannot connect: connection refused")
 
 
 class WorstCase(random.Random):
@@ -304,3 +306,47 @@ def simulate_outage(seed: int, *, outage_s: float = 5.0, reports: int = 200) -> 
 @pytest.mark.parametrize("seed", range(20))
 def test_every_report_is_up_within_2_s_of_a_5_s_burst_of_500s(seed: int) -> None:
     assert simulate_outage(seed) <= 2.0
+
+
+# --- the outage log (issue 12 item 8) ------------------------------------------------------
+
+
+def test_an_outage_is_one_warning_when_it_starts_and_one_line_when_it_ends() -> None:
+    outages = OutageLog(quiet_s=60)
+    assert outages.offline(100.0, confirmed=False) == OutageLine(logging.WARNING)
+    # More changes while offline (the probe failing, other causes): no new start line.
+    assert outages.offline(101.0, confirmed=True) == OutageLine(logging.DEBUG)
+    assert outages.offline(105.0, confirmed=True) == OutageLine(logging.DEBUG)
+    assert outages.online(112.5) == OutageLine(logging.INFO, "; was offline 12.5 s")
+    assert outages.online(113.0) is None  # online without an outage: not its business
+
+
+def test_answers_lost_again_and_again_are_one_pair_of_lines_per_quiet_time() -> None:
+    # A proxy that drops one answer in three: offline, the probe answers at once, online,
+    # and again 50 ms later. Before the fix, every lost answer was a WARNING/INFO pair.
+    outages = OutageLog(quiet_s=60)
+    lines: list[OutageLine | None] = []
+    for tick in range(1000):  # 1,000 lost answers in 100 s
+        now = tick / 10
+        lines.append(outages.offline(now, confirmed=False))
+        lines.append(outages.online(now + 0.005))
+    logged = [line for line in lines if line is not None and line.level > logging.DEBUG]
+    assert [line.level for line in logged] == [
+        logging.WARNING,
+        logging.INFO,
+        logging.WARNING,
+        logging.INFO,
+    ]
+    assert logged[2].note == " (and 600 short outage(s) in the 60 s before, each over at once)"
+
+
+def test_a_relapse_the_probe_confirms_is_logged_at_once() -> None:
+    # Right after an outage ended, the server goes away for real: the probe fails too,
+    # so the station engineer must hear of it now, not a minute later.
+    outages = OutageLog(quiet_s=60)
+    outages.offline(0.0, confirmed=False)
+    outages.online(0.01)
+    assert outages.offline(5.0, confirmed=False).level == logging.DEBUG
+    assert outages.offline(5.2, confirmed=True).level == logging.WARNING
+    assert outages.offline(9.0, confirmed=True).level == logging.DEBUG
+    assert outages.online(30.0) == OutageLine(logging.INFO, "; was offline 25.0 s")

@@ -667,3 +667,89 @@ async def test_inotify_close_wakes_a_reader() -> None:
     assert ino.closed
     with pytest.raises(trio.ClosedResourceError):
         await ino.read()
+
+
+HOLD_LOCK = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from pywats.folderlock import lock_folder\n"
+    "lock = lock_folder(Path(sys.argv[1]))\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+async def test_a_folder_another_process_watches_is_refused_before_any_file_is_taken(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from pywats.folderlock import FolderLockedError
+
+    (tmp_path / "a.json").write_bytes(b"{}")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "locked"
+        send, receive = trio.open_memory_channel[Path](16)
+        watcher = Watcher(WatchConfig(tmp_path), send)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                with pytest.raises(FolderLockedError) as caught:
+                    await nursery.start(watcher.run)
+        assert f"watch folder {tmp_path} is already taken" in str(caught.value)
+        assert caught.value.pid == proc.pid
+        assert watcher.statistics().files_sent == 0
+        with pytest.raises(trio.WouldBlock):
+            receive.receive_nowait()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+async def test_a_watcher_holds_its_folder_while_it_runs_and_frees_it_after(
+    tmp_path: Path,
+) -> None:
+    from pywats.folderlock import FolderLockedError, holder_pid, lock_folder
+
+    send, _receive = trio.open_memory_channel[Path](16)
+    watcher = Watcher(WatchConfig(tmp_path), send)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            scope, ended = await start_run(nursery, watcher)
+            assert holder_pid(tmp_path) == os.getpid()
+            with pytest.raises(FolderLockedError):
+                lock_folder(tmp_path)
+            scope.cancel()
+            await ended.wait()
+            assert holder_pid(tmp_path) is None
+            # Run again (an entry switched back on): it takes the lock again.
+            scope, ended = await start_run(nursery, watcher)
+            assert holder_pid(tmp_path) == os.getpid()
+            scope.cancel()
+    assert holder_pid(tmp_path) is None
+
+
+async def test_a_watch_folder_made_anew_is_locked_anew(tmp_path: Path) -> None:
+    from pywats.folderlock import holder_pid
+
+    folder = tmp_path / "in"
+    send, _receive = trio.open_memory_channel[Path](16)
+    watcher = Watcher(WatchConfig(folder, rescan_s=0.1), send)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watcher.run)
+            folder.rmdir()  # an operator tidying up; the next rescan makes it again
+            while not folder.is_dir() or holder_pid(folder) != os.getpid():
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert holder_pid(folder) is None

@@ -1,4 +1,4 @@
-"""``pywats queue stats|list|show|retry|delete|clean``: look into and fix an instance's queue.
+"""``pywats queue stats|list|show|retry|delete|clean|salvage``: look into and fix a queue.
 
 While the instance's service runs, every subcommand goes through its control socket
 (``queue.stats``, ``queue.list``, ``queue.get``, ``queue.retry``, ``queue.delete``,
@@ -11,6 +11,10 @@ While the instance's service runs, every subcommand goes through its control soc
   meanwhile) and change the database with :class:`pywats.store.Store`, so an operator can
   fix a queue while the service is stopped. If the lock is held but the socket does not
   answer, they say so and change nothing.
+
+``salvage FILE`` copies the readable pending and failed reports of a damaged queue file
+(one the service moved aside as ``queue.db.corrupt-<time>``) into the queue; it never
+goes through the socket: the service must be stopped (the lock tells).
 
 ``--db PATH`` names the database file and skips the socket (the lock is then the
 ``lock`` file next to it). ``--instance`` finds the database as
@@ -124,6 +128,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="age in days of the done reports to delete (0: every done report)",
     )
     clean.set_defaults(func=_clean)
+
+    rescue = commands.add_parser(
+        "salvage",
+        parents=[common],
+        help="copy the pending and failed reports of a damaged queue file into the queue",
+        description="Copy every readable pending and failed report of a damaged queue file"
+        " (such as queue.db.corrupt-<time>, which the service moved aside) into the"
+        " instance's queue; reports already queued are skipped. Stop the service first.",
+    )
+    rescue.add_argument("file", type=Path, metavar="FILE", help="the damaged queue file")
+    rescue.set_defaults(func=_salvage)
 
 
 def _non_negative(text: str) -> int:
@@ -383,6 +398,28 @@ def _clean(args: argparse.Namespace) -> int:
         return {"deleted": await store.purge_done(older_than_s=days * DAY_S)}
 
     return _service_or(args, body, lambda sock: _with_store(args, sock, action, show))
+
+
+def _salvage(args: argparse.Namespace) -> int:
+    file: Path = args.file
+    if not file.is_file():
+        return _fail(f"no file at {file}")
+
+    def show(result: dict[str, Any]) -> int:
+        if args.json:
+            _print_json(result)
+        else:
+            print(result["message"])
+        return EXIT_FAILED if result["problem"] else EXIT_OK
+
+    async def action(store: Store) -> dict[str, Any]:
+        if file.resolve() == store.path.resolve():
+            raise StoreError(f"{file} is the queue itself; name the damaged file")
+        got = await store.salvage(file)
+        return {**attrs.asdict(got), "message": got.describe(file)}
+
+    # Never through the service: it holds the queue; the lock says when it runs.
+    return _with_store(args, None, action, show)
 
 
 def _stats_dict(stats: QueueStats) -> dict[str, object]:

@@ -1,8 +1,8 @@
 """``pywats serve``: run one instance in the foreground (systemd ``Type=notify``).
 
 Exit codes: 0 after a graceful stop; 1 when it cannot start (bad config: one line per
-error with the key path; the instance already running; the queue cannot be opened;
-another process listening on the control socket);
+error with the key path; the instance already running; a watch folder another process
+watches; the queue cannot be opened; another process listening on the control socket);
 130 after a second SIGINT stopped it at once.
 """
 
@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 
 import trio
 
 from pywats import config as config_mod
 from pywats import logs, paths
 from pywats.errors import ConfigError, PywatsError
+from pywats.folderlock import FolderLockedError, lock_folder
 from pywats.instance import InstanceLock
+from pywats.pipeline.folders import FolderConfig
 from pywats.plan import prepare
 from pywats.rpc.server import RpcSettings
 from pywats.sdnotify import Notifier, Watchdog
@@ -36,6 +39,24 @@ def _leaves(group: BaseExceptionGroup[PywatsError]) -> list[BaseException]:
 def _fail(message: str) -> int:
     print(f"pywats serve: {message}", file=sys.stderr)
     return 1
+
+
+def _folders_taken(folders: Sequence[FolderConfig]) -> FolderLockedError | None:
+    """The first watch folder another process holds, found before anything is opened.
+
+    Only a probe (each lock is dropped at once), so the usual case, a second process on a
+    watched folder, is refused before it opens a queue or a socket; the watcher's own lock
+    at start is what really keeps two processes apart. A folder that does not exist yet
+    (the watcher makes it) or cannot be opened is left to the watcher to judge.
+    """
+    for folder in folders:
+        try:
+            lock_folder(folder.watch).release()
+        except FolderLockedError as exc:
+            return exc
+        except OSError:
+            continue
+    return None
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -61,6 +82,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot take the instance lock: {exc}")
     try:
+        taken = _folders_taken(run_plan.folders)
+        if taken is not None:
+            return _fail(str(taken))
         if config.source is None:
             log.info("no config file for instance %r: running on the built-in defaults", instance)
         else:

@@ -29,6 +29,7 @@ hash: the file is what marks the group as queued, and it is filed away last.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -40,8 +41,10 @@ import trio
 from pywats import defaults, postaction
 from pywats.config import PostAction
 from pywats.converters.base import ConversionContext, StationDefaults
+from pywats.diskfull import is_disk_full
 from pywats.errors import NotFoundError, StoreError
-from pywats.pipeline import steps
+from pywats.pipeline import budget, steps
+from pywats.pipeline.memory import Hold, MemoryGate, sigs
 from pywats.pipeline.outcomes import (
     Converted,
     Duplicate,
@@ -64,9 +67,15 @@ T = TypeVar("T")
 _BATCH_BYTES = 4 * 1024 * 1024
 """A batch reads files until it holds this many bytes (at least one file, whatever size)."""
 
+_UNLIMITED = 1 << 62
+"""The budget of a conversion given none (tests, tools): in effect no limit."""
+
 _COMPANION_BYTES = _BATCH_BYTES
 """A batch reads companions until it holds this many bytes (at least one file's); the
 files whose companions are not read then go round again."""
+
+_UNFILED_HORIZON_S = 3600.0
+"""A file whose filing failed and that has not come back for this long is forgotten."""
 
 STOPPED = Left("the service is stopping before it was converted; it stays for the next start")
 _STORE_GAVE_UP = Left(
@@ -143,6 +152,8 @@ class Conversion:
         stop: the graceful stop (conversion stops early, store retries give up).
         wall_clock: the local time, aware (archive dates, sidecar times).
         store_retry_s: first and longest delay between attempts when the store fails.
+        memory: the conversion memory budget the workers share (:mod:`~pywats.pipeline.budget`);
+            None for no limit.
     """
 
     def __init__(
@@ -154,51 +165,113 @@ class Conversion:
         stop: Stop,
         wall_clock: Callable[[], datetime],
         store_retry_s: tuple[float, float],
+        memory: MemoryGate | None = None,
     ) -> None:
         self._store = store
         self._station = station
         self._outcomes = outcomes
         self._stop = stop
+        self._memory = memory if memory is not None else MemoryGate(_UNLIMITED)
         self._wall_clock = wall_clock
         self._retry_first_s, self._retry_max_s = store_retry_s
         # Files waiting for their companions: path -> (trio time of the first look, what
         # the last look saw). Kept across batches: the file comes back after settle_s.
         self._waiting: dict[Path, tuple[float, postaction.Companions | None]] = {}
+        # Queued files whose post-action failed (a full done folder): path -> trio time
+        # of the last failed try. They stay in their folder and are tried again.
+        self._unfiled: dict[Path, float] = {}
 
     async def process(self, jobs: list[Job]) -> None:
         """Run ``jobs`` down the path, a byte budget's worth of files at a time.
 
-        Every job ends in an outcome (recorded through ``outcomes``), except when this
-        is cancelled or raises (a bug): the caller ends the jobs left without one.
+        Before a chunk of files is read, its estimated memory cost is taken from the
+        shared budget (waiting while other workers hold it), and given back when its
+        files are done; a file that needs more than the whole budget goes to the error
+        folder unread. Every job ends in an outcome (recorded through ``outcomes``),
+        except when this is cancelled or raises (a bug): the caller ends the jobs left
+        without one.
         """
         while jobs:
             if self._stop.stopping:
                 for job in jobs:
                     self._outcomes.record(job, STOPPED)
                 return
+            found = await trio.to_thread.run_sync(
+                sigs, [job.path for job in jobs], abandon_on_cancel=True
+            )
+            costs = [self._cost(job, sig) for job, sig in zip(jobs, found, strict=True)]
+            # A file that can never fit costs nothing here: it is not read.
+            needs = [cost if self._memory.fits(cost) else 0 for cost in costs]
+            sizes = [sig.size if sig is not None else 0 for sig in found]
+            count = budget.chunk_size(sizes, needs, _BATCH_BYTES, self._memory.total)
+            chunk, jobs = jobs[:count], jobs[count:]
+            for job, sig, cost in zip(chunk, found, costs, strict=False):
+                if not self._memory.fits(cost):
+                    job.size, job.sig = (sig.size, sig) if sig is not None else (None, None)
+                    job.problem = Rejected(budget.too_big_reason(cost, self._memory.total))
+            to_read = [job for job in chunk if not job.problem]
+            hold = await self._hold(to_read, sum(needs[:count]))
+            if hold is None:  # the pipeline stopped while this waited for memory
+                for job in chunk + jobs:
+                    self._outcomes.record(job, STOPPED)
+                return
+            try:
+                unread = await self._chunk(chunk, to_read)
+            finally:
+                self._memory.give_back(hold)
+            # Files a stop kept from being read, and files whose companions did not fit
+            # this batch's byte budget, come back first in the next round (read again then).
+            jobs = unread + jobs
+
+    async def _hold(self, jobs: list[Job], cost: int) -> Hold | None:
+        """Take ``cost`` bytes of the memory budget for reading ``jobs`` (one log line if
+        they must wait); None when the pipeline stops first."""
+        if not jobs or not cost:
+            return Hold(0)
+        if self._memory.waits_now(cost):
+            log.info(
+                "%s: %s wait(s) for conversion memory: needs about %s, %s of %s in use",
+                _entries(jobs),
+                _files(jobs),
+                budget.describe_bytes(cost),
+                budget.describe_bytes(self._memory.held),
+                budget.describe_bytes(self._memory.total),
+            )
+        return await self._memory.take(cost, len(jobs))
+
+    def _cost(self, job: Job, sig: postaction.FileSig | None) -> int:
+        """The estimated memory cost of converting ``job``'s file; 0 when it will not be
+        read (gone, or more than ``max_file_bytes``: reading it says so)."""
+        if sig is None or sig.size > job.entry.config.max_file_bytes:
+            return 0
+        return budget.estimate(job.entry.config.converter, sig.size)
+
+    async def _chunk(self, chunk: list[Job], to_read: list[Job]) -> list[Job]:
+        """Read, convert, queue and file the files of one chunk (``to_read`` are those
+        not rejected already); return the jobs to take again in the next round."""
+        reads: list[steps.Read] = []
+        if to_read:
             reads = await trio.to_thread.run_sync(
                 steps.read_many,
-                [(job.path, job.entry.config.max_file_bytes) for job in jobs],
-                _BATCH_BYTES,
+                [(job.path, job.entry.config.max_file_bytes) for job in to_read],
+                _UNLIMITED,
                 self._stop.is_set,
                 abandon_on_cancel=True,
             )
-            chunk, jobs = jobs[: len(reads)], jobs[len(reads) :]
-            read = self._read(chunk, reads)
-            fresh = await self._look_up(read)
-            book = _Companions()
-            ready, later = await self._companions(fresh, book)
-            # Files whose companions did not fit this batch's byte budget come back
-            # first in the next round (read again then).
-            jobs = later + jobs
-            converted = await self._convert(ready, book)
-            if converted:
-                await self._queue(converted)
-            await self._file_away([j for j in read if not j.ended and j.ids], book)
-            await self._reject([j for j in chunk if not j.ended and j.problem], book)
-            for job in chunk:
-                job.let_go()
-            del book
+        unread = to_read[len(reads) :]
+        done = [job for job in chunk if job not in unread]
+        read = self._read(to_read[: len(reads)], reads)
+        fresh = await self._look_up(read)
+        book = _Companions()
+        ready, later = await self._companions(fresh, book)
+        converted = await self._convert(ready, book)
+        if converted:
+            await self._queue(converted)
+        await self._file_away([j for j in read if not j.ended and j.ids], book)
+        await self._reject([j for j in done if not j.ended and j.problem], book)
+        for job in done:
+            job.let_go()
+        return later + unread
 
     def _read(self, jobs: list[Job], reads: list[steps.Read]) -> list[Job]:
         """Take in what reading gave; return the jobs that have their data."""
@@ -419,10 +492,14 @@ class Conversion:
         """
         delay = self._retry_first_s
         while True:
+            seen = self._store.generation
             try:
                 return await call()
             except StoreError as exc:
-                log.error(  # noqa: TRY400 - a known failure, the message says it all
+                # A full disk is told once (pywats.diskfull); each try is detail then.
+                level = logging.DEBUG if is_disk_full(exc) else logging.ERROR
+                log.log(
+                    level,
                     "%s: %s %s%s: %s; trying again in %g s (the file stays where it is)",
                     _entries(jobs),
                     doing,
@@ -431,19 +508,32 @@ class Conversion:
                     exc,
                     delay,
                 )
-            with trio.move_on_after(delay):
-                await self._stop.event.wait()
+            await self._pause(delay, seen)
             if self._stop.stopping:
                 for job in jobs:
                     self._outcomes.record(job, _STORE_GAVE_UP)
                 return _GAVE_UP
             delay = min(delay * 2, self._retry_max_s)
 
+    async def _pause(self, delay: float, seen: int) -> None:
+        """Wait ``delay`` s, or until the stop, or until a write to the store worked again
+        (its generation moved past ``seen``: another worker's commit, an upload)."""
+        with trio.move_on_after(delay):
+            async with trio.open_nursery() as nursery:
+
+                async def until(wait: Callable[[], Awaitable[object]]) -> None:
+                    await wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until, self._stop.event.wait)
+                nursery.start_soon(until, lambda: self._store.wait_enqueued(seen))
+
     async def _file_away(self, jobs: list[Job], book: _Companions) -> None:
         """Apply the post-action to every queued file and its companions (one thread
         hand-off); record each."""
         if not jobs:
             return
+        await self._space_out([job.path for job in jobs])
         groups = book.groups_of(jobs)
         today = self._wall_clock().strftime("%Y-%m-%d")
         work: list[tuple[PostAction, Path, Path, postaction.FileSig]] = []
@@ -460,6 +550,8 @@ class Conversion:
         else:
             # Not abandoned on cancel: a move finishes (or never starts) before we return.
             results = await trio.to_thread.run_sync(steps.file_away_many, work, groups)
+        now = trio.current_time()
+        disk = self._store.disk_full
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, postaction.SourceChanged) and result.path != job.path:
                 # A companion changed after it was read: the file itself is unchanged, so
@@ -470,7 +562,36 @@ class Conversion:
             job.gone = moved or (
                 result is None and job.entry.config.post_action is PostAction.DELETE
             )
-            self._outcomes.record(job, _filed(job, result))
+            place = f"done folder {job.entry.config.done_dir}"
+            level = logging.ERROR
+            if isinstance(result, OSError):
+                # Queued, but not filed: it must be filed once that works (a full done
+                # folder gets space), not remembered as handled until a restart.
+                job.retake = True
+                told = job.path in self._unfiled
+                self._unfiled[job.path] = now
+                if is_disk_full(result):
+                    disk.full(place, result, now)
+                    level = logging.WARNING
+                if told:
+                    level = logging.DEBUG  # said at its first try
+            elif not isinstance(result, Exception):
+                self._unfiled.pop(job.path, None)
+                if moved:
+                    disk.space(place, now)
+            self._outcomes.record(job, _filed(job, result, level))
+
+    async def _space_out(self, paths: list[Path]) -> None:
+        """Wait until ``FILE_AWAY_RETRY_S`` has passed since the last failed try to file
+        any of ``paths`` (its watcher sends it again after ``settle_s``, which may be 0)."""
+        now = trio.current_time()
+        for path in [p for p, at in self._unfiled.items() if now - at > _UNFILED_HORIZON_S]:
+            del self._unfiled[path]  # gone from its folder meanwhile
+        last = max((self._unfiled.get(p, -math.inf) for p in paths), default=-math.inf)
+        wait = last + defaults.FILE_AWAY_RETRY_S - now
+        if wait > 0:
+            with trio.move_on_after(wait):
+                await self._stop.event.wait()
 
     async def _reject(self, jobs: list[Job], book: _Companions) -> None:
         """Move every file that cannot be converted to its error folder, with its
@@ -506,8 +627,9 @@ class Conversion:
             self._outcomes.record(job, _rejected(job, result))
 
 
-def _filed(job: Job, result: Path | Exception | None) -> Outcome:
-    """The outcome of a queued (or duplicate) file from what its post-action did."""
+def _filed(job: Job, result: Path | Exception | None, level: int = logging.ERROR) -> Outcome:
+    """The outcome of a queued (or duplicate) file from what its post-action did
+    (``level``: of the line when the post-action failed)."""
     cfg = job.entry.config
     action = cfg.post_action
     queued = () if job.duplicate else tuple(job.reports)
@@ -529,10 +651,11 @@ def _filed(job: Job, result: Path | Exception | None) -> Outcome:
         return Left(
             f"{before}, but it cannot be "
             f"{'deleted' if action is PostAction.DELETE else f'moved to {cfg.done_dir}'}: "
-            f"{result}; it stays where it is and is recognised as already queued next time",
+            f"{result}; it stays where it is, and is tried again (at least "
+            f"{defaults.FILE_AWAY_RETRY_S:g} s apart) until that works",
             queued=queued,
             ids=job.ids,
-            level=logging.ERROR,
+            level=level,
         )
     elif isinstance(result, Exception):
         unexpected = Left.unexpected(result)

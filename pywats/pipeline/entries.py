@@ -82,6 +82,10 @@ class WatchGroup:
     """The cancel scope of the watcher's current run (None while it does not run)."""
     changed: trio.Event = attrs.field(factory=trio.Event)
     """Set (and replaced) when an entry is switched: the watcher restarts or stops."""
+    last_refusal: str | None = None
+    """What the last failed restart of the watcher logged; the same again goes to debug
+    (a folder another process holds is tried every rescan period). A switch clears it.
+    (A run that starts runs until a switch or the end, so no success needs clearing it.)"""
 
     @classmethod
     def of(cls, folders: Sequence[FolderConfig], send: trio.MemorySendChannel[Path]) -> WatchGroup:
@@ -142,6 +146,7 @@ class WatchGroup:
     def switched(self) -> None:
         """An entry was enabled or disabled: restart the watcher's run (or end it)."""
         changed, self.changed = self.changed, trio.Event()
+        self.last_refusal = None  # a switch is news: its refusal is said again
         changed.set()
         if self.scope is not None:
             self.scope.cancel()
@@ -185,9 +190,13 @@ class WatchGroup:
         try:
             await self.watcher.run()
         except PywatsError as exc:
-            # The watch folder went away, or an inotify limit: the other folders go on.
+            # The watch folder went away, an inotify limit, or another process watches it:
+            # the other folders go on. Said once as an error; the same again only in debug.
             rescan_s = self.watcher.config.rescan_s
-            log.error("%s: %s; trying again in %g s", self.label, exc, rescan_s)  # noqa: TRY400
+            message = f"{self.label}: {exc}; trying again in {rescan_s:g} s"
+            level = logging.DEBUG if message == self.last_refusal else logging.ERROR
+            self.last_refusal = message
+            log.log(level, "%s", message)
             with trio.move_on_after(rescan_s):
                 await changed.wait()
             return False

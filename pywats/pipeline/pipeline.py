@@ -27,6 +27,7 @@ from pywats.pipeline import steps
 from pywats.pipeline.conversion import Conversion, Stop
 from pywats.pipeline.entries import Entry, WatchGroup
 from pywats.pipeline.folders import FolderConfig, check_folders
+from pywats.pipeline.memory import MemoryGate
 from pywats.pipeline.outcomes import Job, Left, Outcome, Outcomes, Rejected
 from pywats.pipeline.statistics import PipelineStatistics
 from pywats.store import Store
@@ -38,8 +39,9 @@ log = logging.getLogger("pywats.pipeline")
 _BATCH_FILES = 16
 """At most this many waiting files are taken by one worker at a time."""
 
-_STORE_RETRY_S = (1.0, 30.0)
-"""First and longest delay between attempts while the store fails (not configurable)."""
+_STORE_RETRY_S = (defaults.STORE_RETRY_FIRST_S, defaults.STORE_RETRY_MAX_S)
+"""First and longest delay between attempts while the store fails (not configurable):
+short, so files flow within seconds of the database working again (a full disk freed)."""
 
 
 def _local_now() -> datetime:
@@ -108,6 +110,7 @@ class Pipeline:
         station: StationDefaults,
         workers: int = defaults.CONVERT_WORKERS,
         channel_size: int = 8,
+        memory_budget_bytes: int = defaults.CONVERT_MEMORY_BUDGET_MB * defaults.MiB,
         wall_clock: Callable[[], datetime] = _local_now,
         store_retry_s: tuple[float, float] = _STORE_RETRY_S,
         hub: EventHub | None = None,
@@ -121,6 +124,10 @@ class Pipeline:
             station: header defaults for converters.
             workers: how many batches of files are converted at once (each in a thread).
             channel_size: how many ready files wait for a worker before watchers wait.
+            memory_budget_bytes: the memory the workers may take together for the files
+                they convert, estimated per file before it is read
+                (:mod:`pywats.pipeline.budget`); a file needing more goes to the error
+                folder.
             wall_clock: the local time, aware (archive dates, sidecar times).
             store_retry_s: first and longest delay between attempts when the store fails.
             hub: where outcomes are published (a new hub of its own if None).
@@ -132,6 +139,7 @@ class Pipeline:
         for what, check, value in (
             ("workers", checks.between(1, defaults.CONVERT_WORKERS_MAX), workers),
             ("channel_size", checks.non_negative, channel_size),
+            ("memory_budget_bytes", checks.positive, memory_budget_bytes),
         ):
             try:
                 check(value)
@@ -143,6 +151,7 @@ class Pipeline:
         self._recorder = Recorder(hub, log)
         self._outcomes = Outcomes(self._recorder)
         self._stop = Stop()
+        self._memory = MemoryGate(memory_budget_bytes)
         self._conversion = Conversion(
             store,
             station=station,
@@ -150,6 +159,7 @@ class Pipeline:
             stop=self._stop,
             wall_clock=wall_clock,
             store_retry_s=store_retry_s,
+            memory=self._memory,
         )
         self._send, self._receive = trio.open_memory_channel[Path](channel_size)
         # One watcher per watch folder, taking the union of its entries' patterns.
@@ -185,6 +195,10 @@ class Pipeline:
             workers=self._workers,
             busy=self._busy,
             stopping=self._stop.stopping,
+            memory_budget=self._memory.total,
+            memory_held=self._memory.held,
+            files_waiting_for_memory=self._memory.files_waiting,
+            files_waited_for_memory=self._memory.files_waited,
         )
 
     def disable_folder(self, name: str, *, reason: str = "disabled by the operator") -> bool:
@@ -232,6 +246,7 @@ class Pipeline:
         if self._stop.stopping:
             return
         self._stop.set()
+        self._memory.close()  # files waiting for memory are not started: they stay
         self._watch_scope.cancel()
         in_hand = sum(e.in_hand for e in self._entries)
         log.info("stopping: watchers stop now; %d file(s) in hand are finished first", in_hand)

@@ -54,3 +54,11 @@ class PipelineStatistics:
     busy: int
     """Workers working on files."""
     stopping: bool
+    memory_budget: int = 0
+    """The conversion memory budget, in bytes (``[convert] memory_budget_mb``)."""
+    memory_held: int = 0
+    """Bytes of it the files being converted hold now (estimated before they were read)."""
+    files_waiting_for_memory: int = 0
+    """Files a worker holds that wait for memory now (others hold the budget)."""
+    files_waited_for_memory: int = 0
+    """Files that had to wait for memory since the start (each counted once per wait)."""

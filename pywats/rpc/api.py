@@ -12,12 +12,15 @@ WAL lets a reader and the service's writer go on together) in a worker thread.
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 import trio
 
+from pywats import filenames
 from pywats.errorfiles import ErrorFileNotFoundError, NameTakenError, RestoreRefusedError
 from pywats.events import (
     PUBLISHED,
@@ -28,7 +31,7 @@ from pywats.rpc.codec import Encoded, dumps
 from pywats.rpc.errors import ErrorCode, RpcError
 from pywats.rpc.methods import NotificationSpec, Param, ParamType, Registry
 from pywats.rpc.snapshots import StatusCache
-from pywats.store import QueueReader, QueueState
+from pywats.store import LIST_ORDERS, QueueReader, QueueState
 from pywats.view import NoConfigError, ServiceState, ServiceView
 
 __all__ = [
@@ -94,7 +97,7 @@ def _not_stopping(view: ServiceView) -> None:
         " clock_ahead_s (the station's clock ahead of the server's, s)},"
         " queue {pending, uploading, done, failed, oldest_pending_age_s, total_bytes} or null"
         " while starting, folders [{name, path, converter, enabled, processed, rejected,"
-        " last_error}], clock (epoch s)}"
+        " last_error}], disk_full (where the disk is full, or null), clock (epoch s)}"
     ),
     inline=True,
 )
@@ -181,7 +184,11 @@ def _report_row(report: Any, *, body: bool) -> dict[str, Any]:
 
 @REGISTRY.method(
     "queue.list",
-    doc="One page of reports, newest first, without bodies; pass next_cursor for the next.",
+    doc=(
+        "One page of reports without bodies, newest first unless sort says otherwise (equal"
+        " values newest queued first, so the order is total); pass next_cursor for the"
+        " next page, which continues this one exactly even while reports come and go."
+    ),
     params=(
         Param("state", ParamType.STRING, "only reports in this state", default=None),
         Param(
@@ -198,7 +205,21 @@ def _report_row(report: Any, *, body: bool) -> dict[str, Any]:
             minimum=1,
             maximum=LIST_LIMIT_MAX,
         ),
-        Param("cursor", ParamType.STRING, "next_cursor of the page before", default=None),
+        Param(
+            "cursor",
+            ParamType.STRING,
+            "next_cursor of the page before (with the same sort and reverse)",
+            default=None,
+        ),
+        Param(
+            "sort",
+            ParamType.STRING,
+            "newest, oldest, updated (last changed first), state (failed, pending,"
+            " uploading, done), sn, pn, result (A to Z), attempts (most first),"
+            " next_attempt (soonest first)",
+            default="newest",
+        ),
+        Param("reverse", ParamType.BOOLEAN, "the exact reverse of that order", default=False),
     ),
     result=(
         "{reports [{id, state, attempts, next_attempt_at, last_error, last_status, created_at,"
@@ -207,7 +228,13 @@ def _report_row(report: Any, *, body: bool) -> dict[str, Any]:
     errors=(ErrorCode.QUEUE_ERROR,),
 )
 async def _queue_list(
-    ctx: Context, state: str | None, search: str | None, limit: int, cursor: str | None
+    ctx: Context,
+    state: str | None,
+    search: str | None,
+    limit: int,
+    cursor: str | None,
+    sort: str,
+    reverse: bool,
 ) -> dict[str, Any]:
     path = _reader_path(ctx)
     try:
@@ -219,28 +246,66 @@ async def _queue_list(
             f"invalid params: 'state' must be one of {states}, got {state!r}",
             {"param": "state"},
         ) from None
-    offset = 0
-    if cursor is not None:
-        # The cursor is opaque to clients; today it is the offset of the next page.
-        if not cursor.isdigit():
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
-                f"invalid params: 'cursor' is not a cursor this service gave: {cursor!r}",
-                {"param": "cursor"},
-            )
-        offset = int(cursor)
+    order = LIST_ORDERS.get(sort)
+    if order is None:
+        raise RpcError(
+            ErrorCode.INVALID_PARAMS,
+            f"invalid params: 'sort' must be one of {', '.join(LIST_ORDERS)}, got {sort!r}",
+            {"param": "sort"},
+        )
+    if reverse:
+        order = order.reversed()
+    after = None if cursor is None else _cursor_position(cursor, sort, reverse)
 
     def read() -> list[Any]:
         with QueueReader.open(path) as reader:
             # One more than asked says whether there is a next page.
-            return reader.list_reports(state=wanted, sn=search, limit=limit + 1, offset=offset)
+            return reader.list_reports(
+                state=wanted, sn=search, limit=limit + 1, sort=sort, reverse=reverse, after=after
+            )
 
     rows = await trio.to_thread.run_sync(read)
     more = len(rows) > limit
+    next_cursor = None
+    if more:
+        last = rows[limit - 1]
+        next_cursor = _make_cursor(sort, reverse, order.value(last), last.id)
     return {
         "reports": [_report_row(row, body=False) for row in rows[:limit]],
-        "next_cursor": str(offset + limit) if more else None,
+        "next_cursor": next_cursor,
     }
+
+
+_CURSOR_PREFIX = "k1."
+
+
+def _make_cursor(sort: str, reverse: bool, value: str | int | float, last_id: str) -> str:
+    # Opaque to clients: where the page ended (the last row's sort value and id), and in
+    # which order, so a cursor of another order is refused rather than misread.
+    text = json.dumps([sort, reverse, value, last_id], separators=(",", ":"))
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _cursor_position(cursor: str, sort: str, reverse: bool) -> tuple[str | int | float, str]:
+    def bad(why: str) -> RpcError:
+        return RpcError(
+            ErrorCode.INVALID_PARAMS,
+            f"invalid params: 'cursor' {why}: {cursor!r}",
+            {"param": "cursor"},
+        )
+
+    if not cursor.startswith(_CURSOR_PREFIX):
+        raise bad("is not a cursor this service gave")
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
+        made_sort, made_reverse, value, last_id = decoded
+    except (ValueError, TypeError) as exc:
+        raise bad("is not a cursor this service gave") from exc
+    if (made_sort, made_reverse) != (sort, reverse):
+        raise bad(f"is of another order ({made_sort}, reverse {made_reverse})")
+    if not isinstance(value, str | int | float) or not isinstance(last_id, str):
+        raise bad("is not a cursor this service gave")
+    return value, last_id
 
 
 @REGISTRY.method(
@@ -466,7 +531,8 @@ async def _files_restore(ctx: Context, folder: str, name: str) -> dict[str, Any]
         raise RpcError(
             ErrorCode.FILE_ERROR, f"cannot move {name!r} back: {exc.strerror or exc}"
         ) from None
-    return {"folder": folder, "name": name, "path": str(target)}
+    # Escaped (pywats.filenames.shown): a name that is not UTF-8 must still be valid JSON text.
+    return {"folder": folder, "name": name, "path": filenames.shown(target)}
 
 
 # --- server -----------------------------------------------------------------------------

@@ -11,11 +11,13 @@ connection outlives any one bad message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
 
+from pywats import filenames
 from pywats.rpc.errors import ErrorCode
 
 __all__ = [
@@ -40,6 +42,8 @@ Id: TypeAlias = int | str | None
 """A request id; ``None`` only when the request's own id could not be read."""
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Any] | None
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @attrs.frozen
@@ -107,21 +111,24 @@ def dumps(message: Any) -> str:
 
     A response whose ``result`` is :class:`Encoded` has that text spliced in; anywhere
     else an :class:`Encoded` is decoded first (a batch: rare, and not worth a faster way).
+    A lone surrogate (a file name that is not UTF-8, decoded by :func:`os.fsdecode`) is
+    written as its escaped form (:func:`pywats.filenames.escape_text`): no UTF-8 encoder
+    would send it, and the connection would break on it.
     """
     if type(message) is dict and type(message.get("result")) is Encoded:
         head = _dumps({"jsonrpc": "2.0", "id": message["id"]})
         return f'{head[:-1]},"result":{message["result"].text}}}'
-    return json.dumps(
-        message,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_decoded,
-    )
+    return _dumps(message)
 
 
 def _dumps(message: Any) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(
+        message, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_decoded
+    )
+    if text.isascii():
+        return text
+    # Surrogates can only be inside JSON strings: escaping them there keeps the JSON valid.
+    return _SURROGATE.sub(lambda m: json.dumps(filenames.escape_text(m.group()))[1:-1], text)
 
 
 def _decoded(value: Any) -> Any:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
+import socket
 import ssl
 
 import httpx
@@ -23,13 +25,71 @@ def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from, outermost first."""
+    """``exc`` and what it was raised from, outermost first; the members of an exception
+    group too (trio gathers one error per address tried into a group: the refusal
+    itself is only in there)."""
     chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    todo: list[BaseException] = [exc]
+    while todo:
+        current: BaseException | None = todo.pop(0)
+        while current is not None and all(current is not seen for seen in chain):
+            chain.append(current)
+            if isinstance(current, BaseExceptionGroup):
+                todo.extend(current.exceptions)
+            current = current.__cause__ or current.__context__
     return chain
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed",
+    errno.ETIMEDOUT: "timed out",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.EHOSTDOWN: "host is down",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ENETDOWN: "network is down",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+"""Socket errors a station engineer meets, in the words the offline line uses."""
+
+_ERRNO_TEXT = re.compile(r"\[Errno (-?\d+)\]")
+_SSL_CODE = re.compile(r"^\[SSL: ([A-Z0-9_]+)\]")
+_SSL_NOISE = re.compile(r"^\[SSL: [A-Z0-9_]+\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def _plain_cause(exc: BaseException) -> str:
+    """The cause of a network failure in plain words ("connection refused"), or ``""``
+    when none is known: the errno of an ``OSError`` anywhere in the chain, or an
+    ``[Errno N]`` in a message that kept only the text."""
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name ({cause.strerror or cause})"
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[cause.errno]
+    for cause in causes:
+        found = _ERRNO_TEXT.search(str(cause))
+        if found and int(found.group(1)) in _ERRNO_WORDS:
+            return _ERRNO_WORDS[int(found.group(1))]
+    return ""
+
+
+def _tls_text(exc: ssl.SSLError) -> str:
+    """An ``ssl`` error in words, OpenSSL's code kept for searching: ``certificate verify
+    failed: self-signed certificate (CERTIFICATE_VERIFY_FAILED)`` rather than
+    ``[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ... (_ssl.c:1006)``."""
+    raw = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    found = _SSL_CODE.match(raw)
+    code = getattr(exc, "reason", None) or (found.group(1) if found else None)
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        text = f"certificate verify failed: {exc.verify_message}"
+    else:
+        text = one_line(_SSL_NOISE.sub("", raw), 300)
+    if text and code:
+        return f"{text} ({code})"
+    return text or code or type(exc).__name__
 
 
 def _detail(exc: BaseException) -> str:
@@ -42,7 +102,10 @@ def _detail(exc: BaseException) -> str:
 
 
 def describe(exc: Exception, config: UploaderConfig) -> str:
-    """One line saying why a request got no answer (httpx messages can be empty)."""
+    """One line saying why a request got no answer, cause in plain words: ``cannot
+    connect: connection refused``, ``connecting timed out after 10 s``, ``TLS handshake
+    failed: certificate verify failed: ...`` (httpx's own messages can be empty, or
+    ``all attempts to connect ... failed`` with the reason buried in an exception group)."""
     detail = _detail(exc)
     if isinstance(exc, httpx.ConnectTimeout):
         text = f"connecting timed out after {config.connect_timeout_s:g} s"
@@ -61,9 +124,10 @@ def describe(exc: Exception, config: UploaderConfig) -> str:
     elif isinstance(exc, httpx.ConnectError):
         tls = [c for c in _causes(exc) if isinstance(c, ssl.SSLError)]
         if tls:
-            text, detail = "TLS handshake failed", one_line(str(tls[0]), 300)
+            text, detail = "TLS handshake failed", _tls_text(tls[0])
         else:
             text = "cannot connect"
+            detail = _plain_cause(exc) or detail
     elif isinstance(exc, httpx.RemoteProtocolError):
         if "without sending a response" in detail:
             text, detail = "the server closed the connection without answering", ""
@@ -71,8 +135,10 @@ def describe(exc: Exception, config: UploaderConfig) -> str:
             text = "the server's answer is not valid HTTP"
     elif isinstance(exc, httpx.ReadError):
         text = "connection lost while waiting for the answer"
+        detail = _plain_cause(exc) or detail
     elif isinstance(exc, httpx.WriteError):
         text = "connection lost while sending"
+        detail = _plain_cause(exc) or detail
     elif isinstance(exc, httpx.RequestError):
         text = f"request failed ({type(exc).__name__})"
     else:

@@ -273,6 +273,18 @@ class UploadHealth:
         return self._hold_reason
 
     @property
+    def outage_since(self) -> float | None:
+        """When the running outage began (``None``: none runs); see :class:`OutageLog
+        <pywats.upload.status.OutageLog>` for what the log makes of it."""
+        return self._outage_since
+
+    @property
+    def probe_failed(self) -> bool:
+        """Whether the probe failed since the server was last seen: the server is gone,
+        not just one answer lost."""
+        return self._probe_failures > 0
+
+    @property
     def next_probe_at(self) -> float:
         """When the probe runs next (while online or offline)."""
         return self._next_probe_at

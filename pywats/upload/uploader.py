@@ -66,7 +66,7 @@ from typing import Any
 import httpx
 import trio
 
-from pywats import retry
+from pywats import defaults, retry
 from pywats.errors import NotFoundError, StoreError
 from pywats.events import (
     ComponentStatus,
@@ -96,7 +96,13 @@ from pywats.upload.health import (
     UploadNow,
     WaitUntil,
 )
-from pywats.upload.status import UploaderState, UploaderStatus, clock_ahead
+from pywats.upload.status import (
+    OutageLine,
+    OutageLog,
+    UploaderState,
+    UploaderStatus,
+    clock_ahead,
+)
 from pywats.upload.wakeup import Wakeup
 
 __all__ = ["Uploader"]
@@ -154,6 +160,7 @@ class Uploader:
         self._transport = transport
         self._health = self._new_health(self._config, None)
         self._shown: tuple[UploaderState, str] | None = None
+        self._outages = OutageLog()
         self._hold_shown = -math.inf
         self._server_version: str | None = None
         self._latency_ms: float | None = None
@@ -444,19 +451,36 @@ class Uploader:
                     "%s; new uploads wait %.1f s", self._scrub(self._health.hold_reason), hold - now
                 )
         self._hold_shown = hold
-        if self._shown == (state, reason):
+        # One line when an outage starts and one when it ends, however many uploads saw
+        # it and however often answers get lost (OutageLog has the rule).
+        line = self._outage_line(state)
+        if self._shown == (state, reason) and (line is None or line.level < logging.WARNING):
             return
         changed = self._shown is None or self._shown[0] is not state
         self._shown = (state, reason)
         level = _LEVELS[state] if changed or state is UploaderState.PAUSED else logging.DEBUG
         if reason.startswith(("stopped", "connecting", "resumed", "restarting", "paused by")):
             level = min(level, logging.INFO)  # expected steps, not trouble
+        elif line is not None:
+            level = line.level if changed or line.level >= logging.WARNING else logging.DEBUG
+            reason += line.note
         self._record(
             ComponentStatus(component="uploader", state=state.value, reason=self._scrub(reason)),
             level,
         )
         self._wake_all()
         self._touch()
+
+    def _outage_line(self, state: UploaderState) -> OutageLine | None:
+        """How to log this state in the outage log's terms (None: not an outage matter)."""
+        if not self._running or self._ending:
+            return None
+        now = trio.current_time()
+        if state is UploaderState.OFFLINE and self._health.outage_since is not None:
+            return self._outages.offline(now, confirmed=self._health.probe_failed)
+        if state is UploaderState.ONLINE:
+            return self._outages.online(now)
+        return None
 
     def _wake_all(self) -> None:
         self._dispatch_wake.fire()
@@ -584,11 +608,22 @@ class Uploader:
                 claims, due = await self._finish_and_claim(limit)
             except StoreError as exc:
                 store_failures += 1
+                # The database's own backoff, not the server's: a try is one local call,
+                # and uploads must go on within seconds of the database working again.
                 wait = retry.backoff_delay(
-                    store_failures, self._rng, base_s=config.retry_base_s, cap_s=config.retry_max_s
+                    store_failures,
+                    self._rng,
+                    base_s=defaults.STORE_RETRY_FIRST_S,
+                    cap_s=defaults.STORE_RETRY_MAX_S,
                 )
-                log.error("queue database error (%s); trying again in %.1f s", exc, wait)  # noqa: TRY400
-                await self._dispatch_wake.wait(wait, since=mark)
+                # A full disk is told once, by the store; each try here is detail.
+                level = logging.DEBUG if store.disk_full.active else logging.ERROR
+                log.log(level, "queue database error (%s); trying again in %.1f s", exc, wait)
+                # A write that works again (a converter's commit) bumps the generation
+                # and ends the wait at once.
+                await self._dispatch_wake.wait(
+                    wait, functools.partial(store.wait_enqueued, seen), since=mark
+                )
                 continue
             store_failures = 0
             trial = isinstance(decision, UploadNow) and decision.trial
@@ -619,7 +654,9 @@ class Uploader:
             self._record(
                 ReportRequeued(
                     report_ids=tuple(ids), reason="the server answers again after an outage"
-                )
+                ),
+                # Part of the outage's end: as quiet as the outage was.
+                logging.INFO if self._outages.last_logged else logging.DEBUG,
             )
 
     async def _finish_and_claim(self, limit: int) -> tuple[list[Claim], float | None]:

@@ -191,3 +191,13 @@ async def test_dispatch_answers_each_kind_of_message() -> None:
         "id": None,
         "error": {"code": -32700, "message": parse["error"]["message"]},
     }
+
+
+def test_a_file_name_that_is_not_utf8_is_sent_escaped() -> None:
+    # os.fsdecode(b"caf\xe9.csv") holds a lone surrogate: sent as is, the UTF-8 encoder
+    # of the WebSocket would fail and the connection with it.
+    name = "caf\udce9.csv"
+    text = codec.dumps(codec.notification("file.rejected", {"source": name}))
+    text.encode("utf-8")
+    assert json.loads(text)["params"]["source"] == "caf\\xe9.csv"
+    assert codec.dumps(["ü"]) == '["ü"]'

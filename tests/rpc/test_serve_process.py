@@ -45,11 +45,19 @@ def _run(tmp_path: Path, inst: Instance) -> None:
     with running(inst.serve()) as proc:
         inst.wait_ready()
         assert status(inst).returncode == 0
-        # Another process with its own state (so its own lock) but the same socket.
+        # Another process with its own state (so its own lock) and its own watch folder
+        # (so its own folder lock) but the same socket.
         other = tmp_path / "other-state"
         other.mkdir()
+        (tmp_path / "other-in").mkdir()
+        config = tmp_path / "other.toml"
+        text = inst.config.read_text()
+        config.write_text(
+            text.replace(f'watch = "{inst.watch}"', f'watch = "{tmp_path / "other-in"}"')
+        )
+        assert config.read_text() != text
         second = subprocess.run(
-            [*PYWATS, "serve", "--instance", inst.name, "--config", str(inst.config)],
+            [*PYWATS, "serve", "--instance", inst.name, "--config", str(config)],
             env=inst.env({"STATE_DIRECTORY": str(other), "NOTIFY_SOCKET": ""}),
             capture_output=True,
             text=True,
