@@ -178,6 +178,9 @@ class StationApp(App[int]):
 
     def on_notified(self, message: Notified) -> None:
         self.model.apply_notes(message.notes)
+        if any(method == "events.gap" for method, _ in message.notes):
+            # Events were lost on the way: read the counts again rather than drift.
+            start(self, self._load_counts, "counts")
 
     def on_status_polled(self, message: StatusPolled) -> None:
         self.model.apply_status(message.status, self.clock())
@@ -198,7 +201,7 @@ class StationApp(App[int]):
 
     async def _load_counts(self) -> None:
         """Today's counts and the reports waiting for a retry, read once per connection
-        (from then on the events keep them up to date)."""
+        and after lost events (from then on the events keep them up to date)."""
         from tui.counts import load_counts
 
         await load_counts(self)

@@ -4,6 +4,7 @@ where it comes from is shown) with where each value came from; "test connection"
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from functools import partial
@@ -21,6 +22,20 @@ from tui.screen import StationScreen, start, table
 __all__ = ["ConfigScreen", "config_rows", "file_keys"]
 
 BUILT_IN = "built-in defaults"
+STATE_DIR = "state dir"
+"""The source of a default that depends on the environment: a path under the instance's
+state directory (``$STATE_DIRECTORY`` under systemd, else ``$XDG_DATA_HOME`` or
+``~/.local/share``, then ``pywats/<instance>``)."""
+STATE_DIR_NOTE = (
+    "a default under the state directory: $STATE_DIRECTORY under systemd, else"
+    " $XDG_DATA_HOME/pywats/<instance> or ~/.local/share/pywats/<instance>"
+)
+_UNDER_STATE_DIR = re.compile(r"queue\.path|converters\[\d+\]\.(done_dir|error_dir)")
+_TOKEN_SOURCES = {
+    "PYWATS_TOKEN": "environment PYWATS_TOKEN",
+    "CREDENTIALS_DIRECTORY/token": "systemd credential",
+}
+"""How the token's sources that are not the file read (``config.get`` names them)."""
 VALUE_WIDTH = 26
 """Characters of a value the table shows (the line under it shows all of it)."""
 SOURCE_WIDTH = 14
@@ -84,12 +99,13 @@ def config_rows(config: Mapping[str, Any], keys: set[str] | None) -> list[tuple[
             continue
         if key == "server.url" and option:
             source = "--server-url"
-        elif defaults_only:
-            source = "default"
-        elif keys is None:
+        elif keys is None and not defaults_only:
             source = "file or default"
-        elif key in keys:
+        elif keys is not None and key in keys:
             source = "file"
+        elif _UNDER_STATE_DIR.fullmatch(key):
+            # The service does not say which variable chose it; this much is sure.
+            source = STATE_DIR
         else:
             source = "default"
         rows.append((key, _value_text(value), source))
@@ -98,10 +114,11 @@ def config_rows(config: Mapping[str, Any], keys: set[str] | None) -> list[tuple[
         shown = ("server.token", "(none)", "-")
     else:
         path = token.get("path")
+        where = str(token.get("source"))
         shown = (
             "server.token",
             "*** (hidden)",
-            f"{token.get('source')}" + (f" {path}" if path else ""),
+            _TOKEN_SOURCES.get(where, where) + (f" {path}" if path else ""),
         )
     # Right after the server's URL, where a person looks for it.
     at = next((i + 1 for i, row in enumerate(rows) if row[0] == "server.url"), len(rows))
@@ -209,7 +226,8 @@ class ConfigScreen(StationScreen):
         row = table.cursor_row
         if 0 <= row < len(self.rows):
             key, value, source = self.rows[row]
-            self.query_one("#config-value", Static).update(f"{key} = {value}   (from {source})")
+            why = STATE_DIR_NOTE if source == STATE_DIR else source
+            self.query_one("#config-value", Static).update(f"{key} = {value}   (from {why})")
 
     @on(DataTable.RowHighlighted)
     def highlighted(self, event: DataTable.RowHighlighted) -> None:

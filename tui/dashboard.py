@@ -61,7 +61,7 @@ class DashboardScreen(StationScreen):
         today = model.today
         up = model.uploads
         now = self.station.clock()
-        model.today.roll(now)
+        model.roll_today(now)
         lines = Text()
 
         def row(label: str, *parts: tuple[str, object, str]) -> None:
@@ -100,12 +100,16 @@ class DashboardScreen(StationScreen):
             ("retried", up.get("retried", 0), ""),
             ("files", model.processed_since_start, ""),
         )
+        # "+": the service's lists were longer than the TUI reads (MAX_PAGES pages).
+        more = "" if today.complete else "+"
         row(
-            "Today",
-            ("queued", today.queued, ""),
-            ("uploaded", today.uploaded, ""),
-            ("failed", today.failed, ""),
-            ("not converted", today.rejected, ""),
+            # Honest rather than approximate: until the service's lists are read (or if
+            # they cannot be), only what the events showed since the TUI connected.
+            "Today" if today.loaded else "Since connect",
+            ("queued", f"{today.queued}{more}", ""),
+            ("uploaded", f"{today.uploaded}{more}", ""),
+            ("failed", f"{today.failed}{more}", ""),
+            ("not converted", f"{today.rejected}{more}", ""),
         )
         lines.rstrip()
         lines.no_wrap = True

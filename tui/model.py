@@ -186,19 +186,79 @@ def _local_day(at: float) -> tuple[int, int, int]:
 
 @attrs.define
 class Today:
-    """Counts since local midnight (reset when the day changes)."""
+    """What happened since local midnight (reset when the day changes), kept as the ids of
+    what it happened to: a report learnt of twice, from the service's lists after a
+    (re)connection and from its event, counts once. So merging a fresh read of the queue
+    into what the events made loses nothing and counts nothing twice.
+
+    ``loaded``: the service's lists were read for this day (else the counts hold only what
+    this TUI saw since it connected). ``complete``: those lists were read to the end.
+    """
 
     day: tuple[int, int, int] = (0, 0, 0)
-    queued: int = 0
-    uploaded: int = 0
-    failed: int = 0
-    rejected: int = 0
+    queued_ids: set[str] = attrs.field(factory=set)
+    uploaded_ids: set[str] = attrs.field(factory=set)
+    failed_ids: set[str] = attrs.field(factory=set)
+    rejected_files: set[str] = attrs.field(factory=set)
+    loaded: bool = False
+    complete: bool = True
 
-    def roll(self, at: float) -> None:
+    @property
+    def queued(self) -> int:
+        """Reports queued since midnight."""
+        return len(self.queued_ids)
+
+    @property
+    def uploaded(self) -> int:
+        """Reports the server accepted since midnight."""
+        return len(self.uploaded_ids)
+
+    @property
+    def failed(self) -> int:
+        """Reports the server refused for good since midnight."""
+        return len(self.failed_ids)
+
+    @property
+    def rejected(self) -> int:
+        """Files that did not convert since midnight."""
+        return len(self.rejected_files)
+
+    def roll(self, at: float, seen_since: float | None = None) -> None:
+        """Start a new day if ``at`` is in another one than the counts. ``seen_since``:
+        since when the TUI has seen every event (its connection's start), if it has."""
         day = _local_day(at)
         if day != self.day:
             self.day = day
-            self.queued = self.uploaded = self.failed = self.rejected = 0
+            for ids in (self.queued_ids, self.uploaded_ids, self.failed_ids, self.rejected_files):
+                ids.clear()
+            # A TUI connected since before midnight saw the new day whole; any other
+            # reads the lists (at its next connection).
+            self.loaded = seen_since is not None and seen_since <= self.day_start_at
+            self.complete = True
+
+    def merge(self, read: Today) -> None:
+        """Add what a read of the service's lists found (for the same day)."""
+        if read.day > self.day:
+            self.roll(read.day_start_at)
+        if read.day != self.day:
+            return  # read before midnight, merged after: the events know the new day
+        self.queued_ids |= read.queued_ids
+        self.uploaded_ids |= read.uploaded_ids
+        self.failed_ids |= read.failed_ids
+        self.rejected_files |= read.rejected_files
+        self.loaded = True
+        self.complete = read.complete
+
+    @property
+    def day_start_at(self) -> float:
+        """The epoch time of this day's local midnight."""
+        y, m, d = self.day
+        return time.mktime((y, m, d, 0, 0, 0, 0, 0, -1))
+
+
+def rejected_key(folder: object, path: object) -> str:
+    """One refused file, the same from ``files.errors`` and from ``file.rejected``."""
+    return f"{folder}\0{path}"
 
 
 class StationModel:
@@ -229,6 +289,10 @@ class StationModel:
         self.changed: set[str] = set()
         self.received_at = 0.0
         """Our own clock when the last status came (for its clock)."""
+        self.connected_at: float | None = None
+        """Our own clock when the current connection came up."""
+        self.journal: list[tuple[str, Mapping[str, Any]]] | None = None
+        """The report events since :meth:`begin_read` (``None``: no read going on)."""
 
     def take_changes(self) -> set[str]:
         """What changed since the last call (and forget it)."""
@@ -242,6 +306,7 @@ class StationModel:
         service restarted or is another one): then everything is rebuilt."""
         fresh = stream != self.stream
         self.connection = "connected"
+        self.connected_at = now
         self.disconnect_message = ""
         self.socket = socket
         if fresh:
@@ -290,15 +355,17 @@ class StationModel:
             )
         )
         self.changed.add("events")
-        self.today.roll(at)
+        self.roll_today(at)
         report_id = str(params.get("report_id") or "")
+        if self.journal is not None and method.startswith("report."):
+            self.journal.append((method, params))
         if method == "report.queued":
-            self.today.queued += 1
+            self.today.queued_ids.add(report_id)
             self._bump_queue("pending", 1)
             self.changed |= {"queue"}
         elif method == "report.uploaded":
             self.throughput.add(at)
-            self.today.uploaded += 1
+            self.today.uploaded_ids.add(report_id)
             self.retrying.discard(report_id)
             self.changed |= {"counts", "queue"}
         elif method == "report.retrying":
@@ -306,7 +373,7 @@ class StationModel:
             self._error(at, describe_note(method, params))
             self.changed |= {"counts", "queue"}
         elif method == "report.failed":
-            self.today.failed += 1
+            self.today.failed_ids.add(report_id)
             self.retrying.discard(report_id)
             self._error(at, describe_note(method, params))
             self.changed |= {"counts", "queue"}
@@ -318,7 +385,10 @@ class StationModel:
                 self.retrying.discard(str(rid))
             self.changed |= {"counts", "queue"}
         elif method == "file.rejected":
-            self.today.rejected += 1
+            moved = params.get("error_file")
+            self.today.rejected_files.add(
+                rejected_key(params.get("folder"), moved or f"(not moved) {params.get('source')}")
+            )
             self._error(at, describe_note(method, params))
             folder = self.folders.get(str(params.get("folder")))
             if folder is not None:
@@ -333,6 +403,45 @@ class StationModel:
         elif method == "events.gap":
             self.dropped += int(params.get("dropped") or 0)
             self.changed |= {"header"}
+
+    # --- counts read from the service ------------------------------------------------
+
+    def roll_today(self, at: float) -> None:
+        """Start today's counts again if ``at`` is in another day (see :meth:`Today.roll`)."""
+        seen = self.connected_at if self.connection == "connected" else None
+        self.today.roll(at, seen)
+
+    def begin_read(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """A read of the service's lists starts: keep the report events from now on.
+        Returns the journal to hand to :meth:`end_read` (a newer read replaces it)."""
+        self.journal = []
+        return self.journal
+
+    def end_read(
+        self,
+        journal: list[tuple[str, Mapping[str, Any]]],
+        today: Today | None,
+        retrying: set[str] | None,
+    ) -> None:
+        """The read of ``journal`` is over (``None``: it failed). ``today`` is merged into
+        the counts; ``retrying`` replaces the reports waiting for a retry, with every
+        report event since :meth:`begin_read` applied again on top: whatever the read saw
+        of them (before or after the event), the event has the last word."""
+        if self.journal is journal:
+            self.journal = None
+        if today is not None:
+            self.today.merge(today)
+        if retrying is not None:
+            self.retrying = set(retrying)
+            for method, params in journal:
+                report_id = str(params.get("report_id") or "")
+                if method == "report.retrying":
+                    self.retrying.add(report_id)
+                elif method in ("report.uploaded", "report.failed", "report.deleted"):
+                    self.retrying.discard(report_id)
+                elif method == "report.requeued":
+                    self.retrying -= {str(rid) for rid in params.get("report_ids") or ()}
+        self.changed.add("counts")
 
     def _bump_queue(self, state: str, by: int) -> None:
         # Counts are exact again at the next stats event (at most a second later); this

@@ -1,6 +1,8 @@
-"""The queue: reports by state, sortable and paged, ``/`` to search by serial or part
-number (the last search is remembered), a report's detail with its JSON (also in
-``$PAGER``), retry, retry every failed one, delete (after a confirmation)."""
+"""The queue: reports by state, sorted by the service (so across every page) and paged,
+``/`` to search by serial or part number (the last search is remembered), a detail pane
+that follows the highlighted report (beside the table on a wide terminal, below it at
+80x24) with its JSON (also in ``$PAGER``), retry, retry every failed one, delete (after a
+confirmation)."""
 
 from __future__ import annotations
 
@@ -15,18 +17,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
-from textual.app import ComposeResult
+from textual import events, on
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from pywats.rpc.errors import RpcClientError, RpcError
 from tui.model import clock_text, duration_text
 from tui.screen import ConfirmScreen, SaveScreen, StationScreen, start, table
 
-__all__ = ["PAGE_SIZE", "STATES", "QueueScreen", "ReportScreen"]
+__all__ = [
+    "DETAIL_DELAY_S",
+    "PAGE_SIZE",
+    "SORTS",
+    "STATES",
+    "WIDE_COLUMNS",
+    "QueueScreen",
+    "ReportScreen",
+]
 
 PAGE_SIZE = 100
 """Reports per page."""
@@ -41,26 +52,30 @@ QUEUE_COLUMNS = (
     ("created", "queued"),
     ("last_error", "last error"),
 )
-SORTS = ("created", "state", "sn", "pn", "attempts", "result")
-"""The columns ``o`` steps through."""
+SORTS = ("newest", "updated", "state", "sn", "pn", "result", "attempts", "next_attempt")
+"""The service's orders (``queue.list`` ``sort``) that ``o`` steps through."""
+COLUMN_SORTS = {
+    "state": "state",
+    "sn": "sn",
+    "pn": "pn",
+    "result": "result",
+    "attempts": "attempts",
+    "created": "newest",
+}
+"""The order a click on a column's header asks for."""
+DETAIL_DELAY_S = 0.25
+"""How long the highlight must rest on a report before its JSON is fetched: running down
+the table with the arrow keys costs one ``queue.get``, not one per row passed."""
+WIDE_COLUMNS = 120
+"""From this terminal width on, the detail pane is beside the table, else below it."""
 
 _STATE_STYLE = {"failed": "bold red", "pending": "yellow", "uploading": "cyan", "done": "green"}
 
 
-def _sort_key(name: str) -> Any:
-    def key(row: dict[str, Any]) -> Any:
-        if name == "created":
-            return row.get("created_at") or 0
-        if name == "attempts":
-            return row.get("attempts") or 0
-        return str(row.get(name) or "")
-
-    return key
-
-
-def sorted_rows(rows: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
-    """``rows`` sorted by column ``sort`` (a page is sorted as a whole, on our side)."""
-    return sorted(rows, key=_sort_key(sort), reverse=descending)
+def sort_text(sort: str, reverse: bool) -> str:
+    """How the bar names an order (``newest``, ``sn reversed``, ...)."""
+    name = sort.replace("_", " ")
+    return f"{name} reversed" if reverse else name
 
 
 def _when(at: float | None) -> str:
@@ -96,6 +111,50 @@ def report_text(report: dict[str, Any], now: float) -> str:
     return "\n".join(lines)
 
 
+def report_summary(report: dict[str, Any], now: float) -> str:
+    """The fields of :func:`report_text` in eight lines of at most 80 columns (the pane
+    below the table at 80x24): what went wrong first, then what the report is."""
+    next_at = report.get("next_attempt_at")
+    due = "-"
+    if report.get("state") == "pending" and next_at:
+        due = (
+            "due now"
+            if next_at <= now
+            else f"{clock_text(next_at)} (in {duration_text(next_at - now)})"
+        )
+
+    def pair(a: str, x: object, b: str, y: object) -> str:
+        return f"{a:<10} {x!s:<26} {b:<10} {y}"
+
+    lines = [
+        pair("state", report.get("state"), "attempts", report.get("attempts")),
+        pair("next try", due, "last HTTP", _or_dash(report.get("last_status"))),
+        f"{'server':<10} {' '.join(str(report.get('last_error') or '-').split())}",
+        pair("serial", report.get("sn"), "part", report.get("pn")),
+        pair("result", report.get("result"), "start", report.get("start")),
+        pair("queued", _when(report.get("created_at")), "size", f"{report.get('size')} bytes"),
+        f"{'source':<10} {report.get('source') or '-'} ({report.get('converter')})",
+        f"{'id':<10} {report.get('id')}",
+    ]
+    return "\n".join(lines)
+
+
+def open_in_pager(app: App[Any], text: str) -> None:
+    """Show ``text`` in ``$PAGER`` (default ``less``), the app suspended meanwhile."""
+    pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".txt", prefix="pywats-report-", delete=False, encoding="utf-8"
+    ) as out:
+        out.write(text)
+    try:
+        with app.suspend():
+            subprocess.run([*pager, out.name], check=False)
+    except Exception as exc:  # no terminal to hand over (headless), no such pager
+        app.notify(f"cannot open the pager: {exc}", severity="error")
+    finally:
+        os.unlink(out.name)
+
+
 def pretty_json(body: str | None) -> str:
     if not body:
         return ""
@@ -106,7 +165,7 @@ def pretty_json(body: str | None) -> str:
 
 
 class QueueScreen(StationScreen):
-    """Reports in the queue, one page at a time."""
+    """Reports in the queue, one page at a time, and the highlighted one's detail."""
 
     MODE = "queue"
     AUTO_FOCUS = "#queue-table"
@@ -120,6 +179,8 @@ class QueueScreen(StationScreen):
         Binding("O", "reverse", "Reverse", show=False),
         Binding("n", "next_page", "Next page", show=False),
         Binding("p", "previous_page", "Previous page", show=False),
+        Binding("v", "pager", "In $PAGER", show=False),
+        Binding("z", "toggle_pane", "Detail pane on/off", show=False),
         Binding("r", "retry", "Retry"),
         Binding("R", "retry_failed", "Retry failed"),
         Binding("d,delete", "delete", "Delete"),
@@ -128,6 +189,9 @@ class QueueScreen(StationScreen):
     PALETTE = (
         ("Queue: search by serial or part number", "search", "/"),
         ("Queue: show the next state (all, pending, failed, ...)", "state", "s"),
+        ("Queue: sort by the next column (the service sorts every page)", "sort", "o"),
+        ("Queue: the selected report's text in $PAGER", "pager", "v"),
+        ("Queue: show or hide the detail pane", "toggle_pane", "z"),
         ("Queue: retry the selected report", "retry", "r"),
         ("Queue: retry every failed report", "retry_failed", "R"),
         ("Queue: delete the selected report", "delete", "d"),
@@ -140,7 +204,15 @@ class QueueScreen(StationScreen):
     )
     DEFAULT_CSS = """
     QueueScreen #queue-bar { height: 1; }
-    QueueScreen #queue-table { height: 1fr; }
+    QueueScreen #queue-main { layout: vertical; height: 1fr; }
+    QueueScreen #queue-main.wide { layout: horizontal; }
+    QueueScreen #queue-table { height: 1fr; min-height: 5; }
+    QueueScreen #queue-detail { height: 9; border-top: solid $panel-lighten-2; }
+    QueueScreen #queue-main.wide #queue-detail {
+        height: 1fr; width: 58; border-top: none; border-left: solid $panel-lighten-2;
+    }
+    QueueScreen #queue-main.wide #queue-table { width: 1fr; }
+    QueueScreen #queue-main.no-pane #queue-detail { display: none; }
     QueueScreen #queue-search { display: none; height: 1; border: none; }
     QueueScreen #queue-search.shown { display: block; }
     """
@@ -148,13 +220,19 @@ class QueueScreen(StationScreen):
     def __init__(self) -> None:
         super().__init__()
         self.state_index = 0
-        self.sort = "created"
-        self.descending = True
+        self.sort = "newest"
+        self.reverse = False
         self.cursors: list[str | None] = [None]
         self.next_cursor: str | None = None
         self.rows: list[dict[str, Any]] = []
         self.busy = False
         self.problem = ""
+        self.detail: dict[str, Any] | None = None
+        """The last ``queue.get`` answer of the pane (``None`` before the first)."""
+        self.detail_loading: str | None = None
+        """The id whose ``queue.get`` is awaited (the pane says "loading…")."""
+        self._detail_timer: Timer | None = None
+        self._pane_shows = ""
 
     @property
     def state_filter(self) -> str | None:
@@ -166,11 +244,26 @@ class QueueScreen(StationScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="queue-bar")
-        yield table("queue-table", QUEUE_COLUMNS)
+        with Container(id="queue-main"):
+            yield table("queue-table", QUEUE_COLUMNS)
+            with VerticalScroll(id="queue-detail"):
+                yield Static("", id="detail-text", markup=False)
         yield Input(placeholder="serial or part number contains…", id="queue-search", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).cursor_blink = False
+        self._layout(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        main = self.query_one("#queue-main")
+        wide = width >= WIDE_COLUMNS
+        if wide != main.has_class("wide"):
+            main.set_class(wide, "wide")
+            self._pane_shows = ""  # the pane's text has another shape now
+            self._show_detail()
 
     # --- loading ----------------------------------------------------------------------
 
@@ -190,16 +283,24 @@ class QueueScreen(StationScreen):
         self._bar()
         start(self, self._load, "queue")
 
-    async def _load(self) -> None:
+    def list_params(self) -> dict[str, Any]:
+        """The ``queue.list`` parameters of the current page."""
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         if self.state_filter:
             params["state"] = self.state_filter
         if self.search:
             params["search"] = self.search
+        if self.sort != "newest":
+            params["sort"] = self.sort
+        if self.reverse:
+            params["reverse"] = True
         if self.cursors[-1] is not None:
             params["cursor"] = self.cursors[-1]
+        return params
+
+    async def _load(self) -> None:
         try:
-            page = await self.station.rpc("queue.list", **params)
+            page = await self.station.rpc("queue.list", **self.list_params())
         except (RpcError, RpcClientError) as exc:
             self.problem = getattr(exc, "message", None) or str(exc)
             self.busy = False
@@ -223,8 +324,7 @@ class QueueScreen(StationScreen):
         bar.append(f"  page {len(self.cursors)}")
         if self.next_cursor:
             bar.append(" (n: more)")
-        arrow = "↓" if self.descending else "↑"
-        bar.append(f"  sort {self.sort} {arrow}")
+        bar.append(f"  sort {sort_text(self.sort, self.reverse)}")
         if self.search:
             bar.append(f"  search '{self.search}'", style="bold")
         if self.busy:
@@ -239,7 +339,8 @@ class QueueScreen(StationScreen):
         table = self.query_one(DataTable)
         selected = self.selected_id()
         table.clear()
-        for row in sorted_rows(self.rows, self.sort, self.descending):
+        # In the service's order: it sorted every page, not only this one.
+        for row in self.rows:
             state = str(row.get("state"))
             table.add_row(
                 Text(state, style=_STATE_STYLE.get(state, "")),
@@ -253,6 +354,7 @@ class QueueScreen(StationScreen):
             )
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
+        self._follow()
 
     def selected_id(self) -> str | None:
         table = self.query_one(DataTable)
@@ -268,6 +370,99 @@ class QueueScreen(StationScreen):
         wanted = self.selected_id()
         return next((r for r in self.rows if str(r.get("id")) == wanted), None)
 
+    # --- the detail pane --------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#queue-table")
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._follow()
+
+    def _follow(self) -> None:
+        """The pane follows the highlighted row: its list fields at once, its JSON once
+        the highlight has rested :data:`DETAIL_DELAY_S` (fetched again only when the row
+        changed since)."""
+        row = self.selected_row()
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+            self._detail_timer = None
+        if row is not None and not self._detail_fresh(row):
+            self._detail_timer = self.set_timer(DETAIL_DELAY_S, self._fetch_detail)
+        self._show_detail()
+
+    def _detail_fresh(self, row: dict[str, Any]) -> bool:
+        detail = self.detail
+        return (
+            detail is not None
+            and detail.get("id") == row.get("id")
+            and detail.get("updated_at") == row.get("updated_at")
+            and detail.get("state") == row.get("state")
+        )
+
+    def _fetch_detail(self) -> None:
+        self._detail_timer = None
+        report_id = self.selected_id()
+        if report_id is None or self.model.connection != "connected":
+            return
+        self.detail_loading = report_id
+        self._show_detail()
+        start(self, partial(self._load_detail, report_id), "detail")
+
+    async def _load_detail(self, report_id: str) -> None:
+        try:
+            report = await self.station.rpc("queue.get", id=report_id)
+        except (RpcError, RpcClientError) as exc:
+            report = {"id": report_id, "problem": getattr(exc, "message", None) or str(exc)}
+        if self.detail_loading == report_id:
+            self.detail_loading = None
+        self.detail = report
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            text = "No report here." if not self.busy else ""
+        else:
+            detail = self.detail if (self.detail or {}).get("id") == row.get("id") else None
+            shown = {**row, **(detail or {})}
+            now = self.station.clock()
+            wide = self.query_one("#queue-main").has_class("wide")
+            fields = report_text(shown, now) if wide else report_summary(shown, now)
+            if detail is not None and detail.get("problem"):
+                body = f"cannot read it: {detail['problem']}"
+            elif detail is not None and detail.get("body") is not None:
+                body = pretty_json(detail.get("body"))
+            else:
+                body = "loading the JSON…"
+            text = f"{fields}\n\n{body}"
+        if text != self._pane_shows:  # a redraw costs bytes on a slow link
+            self._pane_shows = text
+            self.query_one("#detail-text", Static).update(text)
+
+    def detail_text(self) -> str:
+        """The highlighted report as ``v`` pages it (fields and JSON, if fetched)."""
+        row = self.selected_row()
+        if row is None:
+            return ""
+        detail = self.detail if (self.detail or {}).get("id") == row.get("id") else None
+        shown = {**row, **(detail or {})}
+        text = report_text(shown, self.station.clock())
+        if detail is not None and detail.get("body") is not None:
+            text += "\n\n" + pretty_json(detail.get("body"))
+        return text
+
+    def action_pager(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        if self.detail is None or self.detail.get("id") != row.get("id"):
+            # Not fetched yet (the highlight just moved): the full view fetches it.
+            self.action_open()
+            return
+        open_in_pager(self.app, self.detail_text())
+
+    def action_toggle_pane(self) -> None:
+        main = self.query_one("#queue-main")
+        main.toggle_class("no-pane")
+
     # --- keys -------------------------------------------------------------------------
 
     def action_state(self) -> None:
@@ -275,25 +470,24 @@ class QueueScreen(StationScreen):
         self.cursors = [None]
         self.reload()
 
+    def _sort_by(self, sort: str, reverse: bool) -> None:
+        # The service sorts, so a new order starts again at page 1.
+        self.sort, self.reverse = sort, reverse
+        self.cursors = [None]
+        self.next_cursor = None
+        self.reload()
+
     def action_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self._fill()
-        self._bar()
+        self._sort_by(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)], False)
 
     def action_reverse(self) -> None:
-        self.descending = not self.descending
-        self._fill()
-        self._bar()
+        self._sort_by(self.sort, not self.reverse)
 
     @on(DataTable.HeaderSelected)
     def header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
-        if key in SORTS:
-            if key == self.sort:
-                self.descending = not self.descending
-            self.sort = key
-            self._fill()
-            self._bar()
+        sort = COLUMN_SORTS.get(str(event.column_key.value))
+        if sort is not None:
+            self._sort_by(sort, not self.reverse if sort == self.sort else False)
 
     def action_next_page(self) -> None:
         if self.next_cursor:
@@ -406,7 +600,7 @@ class QueueScreen(StationScreen):
 
     def export(self) -> tuple[str, str]:
         lines = ["state\tserial\tpart number\tresult\tattempts\tqueued\tid\tlast error"]
-        for row in sorted_rows(self.rows, self.sort, self.descending):
+        for row in self.rows:
             lines.append(
                 "\t".join(
                     str(x)
@@ -486,20 +680,8 @@ class ReportScreen(ModalScreen[None]):
 
     def action_pager(self) -> None:
         text = self.text()
-        if not text:
-            return
-        pager = shlex.split(os.environ.get("PAGER") or "less") or ["less"]
-        with tempfile.NamedTemporaryFile(
-            "w", suffix=".txt", prefix="pywats-report-", delete=False, encoding="utf-8"
-        ) as out:
-            out.write(text)
-        try:
-            with self.app.suspend():
-                subprocess.run([*pager, out.name], check=False)
-        except Exception as exc:  # no terminal to hand over (headless), no such pager
-            self.notify(f"cannot open the pager: {exc}", severity="error")
-        finally:
-            os.unlink(out.name)
+        if text:
+            open_in_pager(self.app, text)
 
     def action_retry(self) -> None:
         start(self, partial(self.queue.retry, [self.report_id]))

@@ -21,7 +21,7 @@ import pytest
 from textual.binding import Binding
 
 from pywats.rpc.errors import RpcClientError
-from tests.integration.harness import Instance, ReceiverProcess, stop
+from tests.integration.harness import Instance, ReceiverProcess, stop, wait_for
 from tests.tui.helpers import screen_text, until
 from tui.app import StationApp
 from tui.backend import MUTATING_METHODS
@@ -202,3 +202,42 @@ async def test_read_only_offers_and_does_nothing_that_changes(rejecting: Station
             await app.rpc("queue.retry", failed=True)
         with pytest.raises(RpcClientError, match="read-only"):
             await app.rpc("server.test", send_report=True)
+
+
+async def test_the_queue_sorts_across_pages_and_its_pane_follows_the_highlight(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tui.queue.PAGE_SIZE", 3)
+    # Four reports before the TUI connects (the events cannot tell of them), three after.
+    station.inst.drop(4)
+    wait_for(lambda: station.inst.queue_counts().get("pending") == 4, timeout=30, what="4 queued")
+    app = station.app()
+    async with asyncio.timeout(TIMEOUT_S), app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.model.connection == "connected", "the connection")
+        await until(pilot, lambda: app.model.today.loaded, "today's counts read")
+        station.inst.drop(3, start=4)
+        await until(pilot, lambda: "7 pending" in header(app), "7 reports in the header")
+        # Exact: the four from before the connection are in today's count, once each.
+        await until(pilot, lambda: "Today        7 queued" in screen_text(app), "today's 7")
+        await pilot.press("2")
+        queue = app.screen
+        assert isinstance(queue, QueueScreen)
+        await until(pilot, lambda: len(queue.rows) == 3, "a page of 3")
+        while queue.sort != "sn":
+            await pilot.press("o")
+        await until(pilot, lambda: "sort sn" in screen_text(app), "sorted by serial")
+        sns = [f"SN-{n:07d}" for n in range(7)]
+        await until(pilot, lambda: [r["sn"] for r in queue.rows] == sns[:3], "page 1 by sn")
+        await pilot.press("n")
+        await until(pilot, lambda: [r["sn"] for r in queue.rows] == sns[3:6], "page 2 by sn")
+        await pilot.press("n")
+        await until(pilot, lambda: [r["sn"] for r in queue.rows] == sns[6:], "page 3 by sn")
+        await pilot.press("O")  # reversed: from the start again
+        await until(pilot, lambda: [r["sn"] for r in queue.rows] == sns[:3:-1], "reversed")
+        # The pane beside the table follows the highlight, with the report's JSON.
+        await until(pilot, lambda: f'"sn": "{sns[6]}"' in screen_text(app), "the JSON")
+        pane = queue.query_one("#queue-detail")
+        assert pane.region.x > queue.query_one("#queue-table").region.x
+        await pilot.press("down")
+        await until(pilot, lambda: f'"sn": "{sns[5]}"' in screen_text(app), "the next JSON")
+        assert f"serial        {sns[5]}" in screen_text(app)

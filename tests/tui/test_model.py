@@ -15,11 +15,13 @@ from tui.model import (
     EventLine,
     StationModel,
     Throughput,
+    Today,
     describe_note,
     duration_text,
+    rejected_key,
     spark_text,
 )
-from tui.queue import sorted_rows
+from tui.queue import report_summary, report_text, sort_text
 
 
 @pytest.fixture(autouse=True)
@@ -136,6 +138,20 @@ def test_where_each_configuration_value_came_from() -> None:
     assert rows["upload.workers"] == ("4", "default")
     assert rows["server.token"] == ("*** (hidden)", "server.token_file /etc/pywats/ict.token")
     assert rows["converters[0].patterns"] == ("*.json", "default")
+    # Defaults that come from the environment say so (the state directory's variables).
+    assert rows["queue.path"] == ("/var/lib/pywats/ict/queue.db", "state dir")
+    assert rows["converters[1].error_dir"][1] == "state dir"
+    assert rows["queue.retention_days"] == ("7", "default")
+    in_file = file_keys({"queue": {"path": "/data/q.db"}})
+    assert {k: s for k, _, s in config_rows(config(), in_file)}["queue.path"] == "file"
+    for source, shown in (
+        ("PYWATS_TOKEN", "environment PYWATS_TOKEN"),
+        ("CREDENTIALS_DIRECTORY/token", "systemd credential /run/credentials/pywats@ict/token"),
+    ):
+        path = None if source == "PYWATS_TOKEN" else "/run/credentials/pywats@ict/token"
+        env = config()
+        env["server"] = dict(env["server"], token={"source": source, "path": path})
+        assert ("server.token", "*** (hidden)", shown) in config_rows(env, keys)
     unreadable = {key: source for key, _, source in config_rows(config(), None)}
     assert unreadable["server.url"] == "file or default"
     option = config() | {"server_url_option": "http://127.0.0.1:8780"}
@@ -143,6 +159,7 @@ def test_where_each_configuration_value_came_from() -> None:
     defaults = config() | {"file": "built-in defaults"}
     assert {s for _, _, s in config_rows(defaults, set())} <= {
         "default",
+        "state dir",
         "server.token_file /etc/pywats/ict.token",
     }
     no_token = config()
@@ -157,8 +174,70 @@ def test_the_event_filter_wants_every_word() -> None:
     assert not matches(line, "SN00010 503")
 
 
-def test_a_page_sorts_by_any_column() -> None:
-    rows = reports()
-    assert [r["sn"] for r in sorted_rows(rows, "sn", False)][:2] == ["SN00001", "SN00002"]
-    assert sorted_rows(rows, "attempts", True)[0]["attempts"] == 2
-    assert sorted_rows(rows, "created", True)[0]["sn"] == "SN00012"
+def test_the_pane_below_the_table_fits_80_columns_and_keeps_every_field() -> None:
+    row = reports()[2]  # the failed one, with the server's answer
+    assert row["state"] == "failed"
+    summary = report_summary({**row, "source": "/srv/results/ict/b.json"}, NOW)
+    assert len(summary.splitlines()) == 8
+    assert max(len(line) for line in summary.splitlines()) <= 78  # 80 less the scrollbar
+    assert "HTTP 400: bad miscInfo" in summary.splitlines()[2]  # what went wrong: near the top
+    for value in (row["id"], row["sn"], row["pn"], row["start"], "wsjf", "400", "attempts"):
+        assert str(value) in summary
+    assert "server said   HTTP 400: bad miscInfo" in report_text(row, NOW)
+    assert sort_text("next_attempt", True) == "next attempt reversed"
+
+
+def read_of(model: StationModel, **ids: set[str]) -> Today:
+    read = Today()
+    read.roll(NOW)
+    for name, found in ids.items():
+        setattr(read, name, found)
+    return read
+
+
+def test_todays_counts_merge_a_read_and_the_events_counting_each_report_once() -> None:
+    model = StationModel("ict", "s")
+    model.connected(status(), "s", "stream-1", NOW - 600)
+    journal = model.begin_read()
+    model.apply_notes(events())  # they come while the read goes on
+    assert not model.today.loaded
+    rid = "00000000-0000-4000-8000-0000000000"
+    # The read saw report 10 failed (its event came too), 12 queued, 1 and 13 uploaded,
+    # board-013 refused: each once, whichever told of it first.
+    model.end_read(
+        journal,
+        read_of(
+            model,
+            queued_ids={f"{rid}12", f"{rid}13"},
+            uploaded_ids={f"{rid}01", f"{rid}13"},
+            failed_ids={f"{rid}10"},
+            rejected_files={rejected_key("ict", "/var/lib/pywats/ict/error/wsjf/board-013.json")},
+        ),
+        set(),
+    )
+    today = model.today
+    assert (today.queued, today.uploaded, today.failed, today.rejected) == (2, 2, 1, 2)
+    assert today.loaded
+    # The same read again (a reconnection) changes nothing.
+    journal = model.begin_read()
+    model.end_read(journal, read_of(model, queued_ids={f"{rid}12"}), set())
+    assert (model.today.queued, model.today.rejected) == (2, 2)
+
+
+def test_events_during_a_read_have_the_last_word_on_who_waits_for_a_retry() -> None:
+    model = StationModel("ict", "s")
+    model.connected(status(), "s", "stream-1", NOW)
+    journal = model.begin_read()
+    # The read saw A and B waiting; meanwhile A was uploaded and C failed for a while.
+    model.apply_note("report.uploaded", {"at": NOW, "report_id": "A"})
+    model.apply_note("report.retrying", {"at": NOW, "report_id": "C"})
+    model.end_read(journal, read_of(model), {"A", "B"})
+    assert model.retrying == {"B", "C"}
+    assert model.journal is None
+    # A failed read keeps what the events made, and says the counts are only those.
+    fresh = StationModel("ict", "s")
+    fresh.connected(status(), "s", "stream-1", NOW)
+    journal = fresh.begin_read()
+    fresh.apply_note("report.queued", {"at": NOW, "report_id": "D"})
+    fresh.end_read(journal, None, None)
+    assert (fresh.today.queued, fresh.today.loaded) == (1, False)

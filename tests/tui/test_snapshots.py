@@ -77,6 +77,18 @@ async def queue(pilot: Pilot[Any], backend: FakeBackend) -> None:
     assert isinstance(screen, QueueScreen)
     await until(pilot, lambda: len(screen.rows) == 12, "a page of reports")
     await until(pilot, lambda: "SN00012" in screen_text(pilot.app), "the rows")
+    await pane_settled(pilot, screen)
+
+
+async def pane_settled(pilot: Pilot[Any], screen: QueueScreen) -> None:
+    """The pane beside or below the table has the highlighted report's JSON."""
+
+    def settled() -> bool:
+        detail = screen.detail or {}
+        return detail.get("id") == screen.selected_id() and screen.detail_loading is None
+
+    await until(pilot, settled, "the pane's report")
+    await until(pilot, lambda: "attempts" in screen_text(pilot.app), "the pane")
 
 
 async def queue_searched(pilot: Pilot[Any], backend: FakeBackend) -> None:
@@ -86,6 +98,7 @@ async def queue_searched(pilot: Pilot[Any], backend: FakeBackend) -> None:
     assert isinstance(screen, QueueScreen)
     await until(pilot, lambda: len(screen.rows) == 4, "the search's rows")
     assert {r["pn"] for r in screen.rows} == {"PCBA-200"}
+    await pane_settled(pilot, screen)
     assert ("queue.list", {"limit": 100, "search": "pcba-2"}) in backend.calls
     # Remembered: the next / starts from it.
     await pilot.press("slash")

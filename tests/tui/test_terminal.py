@@ -159,6 +159,12 @@ def service(tmp_path: Path) -> Iterator[tuple[Instance, list[subprocess.Popen[st
         inst.notify.close()
 
 
+def queue_rows(screen: str) -> list[list[str]]:
+    """The queue table's rows on the screen (state, serial, ...)."""
+    rows = [line.split() for line in screen.splitlines()]
+    return [r for r in rows if len(r) > 1 and r[0] == "pending" and r[1].startswith("SN-")]
+
+
 def _command(*args: str) -> str:
     return " ".join([*PYWATS, *args])
 
@@ -176,7 +182,9 @@ def test_the_tui_in_tmux_follows_the_service_and_ends_on_sighup(
         inst.drop(3)
         tmux.wait_for(lambda s: "3 pending" in s, "3 pending in the header")
         tmux.keys("2")
-        tmux.wait_for(lambda s: s.count("SN-000000") == 3, "the queue's rows")
+        tmux.wait_for(lambda s: len(queue_rows(s)) == 3, "the queue's rows")
+        # The detail pane below the table follows the highlighted row.
+        tmux.wait_for(lambda s: f"serial     {queue_rows(s)[0][1]}" in s, "the pane")
         tmux.keys("Enter")
         tmux.wait_for(lambda s: "server said" in s, "the report's detail")
         tmux.keys("v")  # the terminal is handed to $PAGER, and back

@@ -1,0 +1,90 @@
+"""The queue's detail pane and its order, against the fake backend (fixed data): the pane
+follows the highlighted report (beside the table on a wide terminal, below it at 80x24),
+fetches its JSON once the highlight rests, and every order is asked of the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.tui.fakes import FakeBackend
+from tests.tui.helpers import screen_text, until
+from tests.tui.test_snapshots import make_app
+from tui.app import StationApp
+from tui.queue import DETAIL_DELAY_S, QueueScreen, ReportScreen
+
+
+def gets(backend: FakeBackend) -> list[str]:
+    return [params["id"] for method, params in backend.calls if method == "queue.get"]
+
+
+async def open_queue(app: StationApp, pilot: Any) -> QueueScreen:
+    await until(pilot, lambda: app.model.connection == "connected", "the connection")
+    await pilot.press("2")
+    screen = app.screen
+    assert isinstance(screen, QueueScreen)
+    await until(pilot, lambda: len(screen.rows) == 12, "a page of reports")
+    return screen
+
+
+async def test_the_pane_follows_the_highlight_and_fetches_once_it_rests() -> None:
+    app, backend = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        queue = await open_queue(app, pilot)
+        first = queue.rows[0]["id"]
+        await until(pilot, lambda: gets(backend) == [first], "the first report's JSON")
+        assert queue.detail is not None
+        assert queue.detail["id"] == first
+        # Below the table at 80x24, the table still showing most of a screen of rows.
+        pane = queue.query_one("#queue-detail")
+        table = queue.query_one("#queue-table")
+        assert pane.region.y > table.region.y
+        assert pane.region.width == table.region.width
+        assert table.region.height >= 8
+        # Running down the table: the pane shows each row's fields at once, and only the
+        # row the highlight rests on is fetched.
+        await pilot.press("down", "down", "down")
+        landed = queue.rows[3]
+        assert f"serial     {landed['sn']}" in screen_text(app)
+        assert "loading the JSON…" in str(queue.query_one("#detail-text").render())
+        await pilot.pause(DETAIL_DELAY_S * 3)
+        await until(pilot, lambda: gets(backend) == [first, landed["id"]], "one more fetch")
+        assert "HTTP 503: try later" in screen_text(app)  # what the server said, in view
+        await pilot.pause(DETAIL_DELAY_S * 2)
+        assert gets(backend) == [first, landed["id"]]  # nothing for the rows passed over
+        # z hides the pane (the table gets the room), z brings it back.
+        await pilot.press("z")
+        assert queue.query_one("#queue-detail").display is False
+        await pilot.press("z")
+        # Enter still opens the full view of that report.
+        await pilot.press("enter")
+        assert isinstance(app.screen, ReportScreen)
+        assert app.screen.report_id == landed["id"]
+
+
+async def test_the_pane_is_beside_the_table_on_a_wide_terminal() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = await open_queue(app, pilot)
+        await until(pilot, lambda: '"sn": "SN00012"' in screen_text(app), "the JSON")
+        pane = queue.query_one("#queue-detail")
+        table = queue.query_one("#queue-table")
+        assert pane.region.x > table.region.x
+        assert pane.region.y == table.region.y
+        assert "server said   -" in screen_text(app)
+
+
+async def test_every_order_is_asked_of_the_service_from_page_one() -> None:
+    app, backend = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        queue = await open_queue(app, pilot)
+        queue.cursors.append("k1.page-2")  # as if on page 2
+        backend.calls.clear()
+        await pilot.press("o")
+        await until(pilot, lambda: "sort updated" in screen_text(app), "the order")
+        await until(pilot, lambda: not queue.busy, "the page")
+        assert ("queue.list", {"limit": 100, "sort": "updated"}) in backend.calls
+        assert queue.cursors == [None]
+        await pilot.press("O")
+        await until(pilot, lambda: "sort updated reversed" in screen_text(app), "reversed")
+        await until(pilot, lambda: not queue.busy, "the page")
+        assert ("queue.list", {"limit": 100, "sort": "updated", "reverse": True}) in backend.calls
