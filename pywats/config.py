@@ -232,6 +232,25 @@ class Config:
     converters: tuple[ConverterConfig, ...] = ()
     source: Path | None = attrs.field(default=None, eq=False)
     """The file this was loaded from (``None`` for the built-in defaults)."""
+    given: frozenset[str] = attrs.field(default=frozenset(), eq=False)
+    """Every key path the file sets (``server.url``, ``converters[0].watch``): what is not
+    here is a default (``config.get`` tells a client which is which)."""
+
+
+def key_paths(document: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """Every key path a decoded TOML document sets, tables and arrays of tables included
+    (``server``, ``server.url``, ``converters[0]``, ``converters[0].watch``)."""
+    keys: set[str] = set()
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        keys.add(path)
+        if isinstance(value, Mapping):
+            keys |= key_paths(value, f"{path}.")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for index, item in enumerate(value):
+                keys.add(f"{path}[{index}]")
+                keys |= key_paths(item, f"{path}[{index}].")
+    return frozenset(keys)
 
 
 def _unknown_key(key: str, known: set[str]) -> str:
@@ -483,7 +502,7 @@ def parse(document: Mapping[str, Any], *, source: Path | None = None) -> Config:
         raise ConfigCheckError(
             [ConfigError(key, reason, file=where) for key, reason in _errors_of(exc)]
         ) from exc
-    config = _anchor(attrs.evolve(config, source=source))
+    config = _anchor(attrs.evolve(config, source=source, given=key_paths(document)))
     problems = _check_semantics(config)
     if problems:
         raise ConfigCheckError([ConfigError(key, reason, file=where) for key, reason in problems])

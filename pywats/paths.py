@@ -77,6 +77,15 @@ def state_dir(instance: str) -> Path:
     return base / "pywats" / instance
 
 
+def state_dir_source() -> str:
+    """What chose :func:`state_dir` in this environment: ``$STATE_DIRECTORY`` (systemd),
+    ``$XDG_DATA_HOME``, or ``~/.local/share`` (neither is set)."""
+    if os.environ.get("STATE_DIRECTORY", ""):
+        return "$STATE_DIRECTORY"
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    return "$XDG_DATA_HOME" if xdg and os.path.isabs(xdg) else "~/.local/share"
+
+
 def default_db_path(instance: str) -> Path:
     """The queue database of ``instance``: ``state_dir(instance) / "queue.db"``.
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 import trio
 
-from pywats import __version__, logs
+from pywats import __version__, logs, paths
 from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
 from pywats.errorfiles import ErrorFile, list_error_files, restore_error_file
@@ -663,7 +663,10 @@ class ServiceView:
         ``[[converters]]`` entry also names its ``folder`` (``None`` while not loaded) and,
         when loaded, has the patterns, done and error folders it runs with. ``file`` is the
         config file (or :data:`BUILT_IN_DEFAULTS`), ``server_url_option`` the
-        ``--server-url`` that overrides ``server.url`` (or ``None``).
+        ``--server-url`` that overrides ``server.url`` (or ``None``), ``file_keys`` every
+        key path the file sets (what is not there is a default), ``state_dir_from`` what
+        chose the state directory the default paths are under (``$STATE_DIRECTORY``,
+        ``$XDG_DATA_HOME`` or ``~/.local/share``).
 
         The token itself is never in it, whatever its source: ``server.token`` is replaced
         by ``{"source": ..., "path": ...}`` (``server.token``, ``server.token_file``,
@@ -704,6 +707,11 @@ class ServiceView:
             "instance": self.instance,
             "file": BUILT_IN_DEFAULTS if config.source is None else str(config.source),
             "server_url_option": None if plan.prepared is None else plan.prepared.server_url,
+            # Where each value came from: a key path in file_keys is the file's; a path
+            # the file leaves out under the state directory is that directory's, which
+            # state_dir_from names; anything else is a default.
+            "file_keys": sorted(config.given),
+            "state_dir_from": paths.state_dir_source(),
             "station": _jsonable(attrs.asdict(config.station)),
             "server": server,
             "upload": _jsonable(attrs.asdict(config.upload)),
@@ -842,7 +850,7 @@ def _flat(config: Config) -> dict[str, object]:
     out: dict[str, object] = {}
     for field in attrs.fields(Config):
         value = getattr(config, field.name)
-        if field.name == "source":
+        if field.name in ("source", "given"):  # where it was read from, not a setting
             continue
         if field.name == "converters":
             for index, entry in enumerate(value):

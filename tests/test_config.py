@@ -515,3 +515,24 @@ def test_config_check_names_a_missing_file(tmp_path: Path) -> None:
     result = pywats("config", "check", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 1
     assert "nope.toml: no such file" in result.stderr
+
+
+def test_the_config_knows_which_keys_its_file_set() -> None:
+    document = {
+        "server": {"url": "https://wats.example.com"},
+        "converters": [{"name": "a", "watch": "/in/a"}, {"name": "b", "watch": "/in/b"}],
+    }
+    loaded = config.parse(document, source=Path("/etc/pywats/x.toml"))
+    assert loaded.given == {
+        "server",
+        "server.url",
+        "converters",
+        "converters[0]",
+        "converters[0].name",
+        "converters[0].watch",
+        "converters[1]",
+        "converters[1].name",
+        "converters[1].watch",
+    }
+    assert config.parse({}).given == frozenset()
+

@@ -39,7 +39,7 @@ _TOKEN_SOURCES = {
 VALUE_WIDTH = 26
 """Characters of a value the table shows (the line under it shows all of it)."""
 SOURCE_WIDTH = 14
-_HIDDEN = frozenset({"instance", "file", "server_url_option"})
+_HIDDEN = frozenset({"instance", "file", "server_url_option", "file_keys", "state_dir_from"})
 
 
 def file_keys(document: Mapping[str, Any], prefix: str = "") -> set[str]:
@@ -104,8 +104,7 @@ def config_rows(config: Mapping[str, Any], keys: set[str] | None) -> list[tuple[
         elif keys is not None and key in keys:
             source = "file"
         elif _UNDER_STATE_DIR.fullmatch(key):
-            # The service does not say which variable chose it; this much is sure.
-            source = STATE_DIR
+            source = STATE_DIR  # a path the file leaves out: under the state directory
         else:
             source = "default"
         rows.append((key, _value_text(value), source))
@@ -194,7 +193,10 @@ class ConfigScreen(StationScreen):
         keys: set[str] | None
         file = str(config.get("file") or "")
         self.note = f"file {file}"
-        if file and file != BUILT_IN:
+        given = config.get("file_keys")
+        if isinstance(given, list):
+            keys = {str(key) for key in given}  # the service says (it can read the file)
+        elif file and file != BUILT_IN:
             try:
                 keys = file_keys(tomllib.loads(self.station.read_file(file).decode()))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -226,7 +228,15 @@ class ConfigScreen(StationScreen):
         row = table.cursor_row
         if 0 <= row < len(self.rows):
             key, value, source = self.rows[row]
-            why = STATE_DIR_NOTE if source == STATE_DIR else source
+            why = source
+            if source == STATE_DIR:
+                # The service names what chose the directory (an older one does not).
+                where = (self.config or {}).get("state_dir_from")
+                why = (
+                    f"a default under the state directory, from {where}"
+                    if where
+                    else STATE_DIR_NOTE
+                )
             self.query_one("#config-value", Static).update(f"{key} = {value}   (from {why})")
 
     @on(DataTable.RowHighlighted)

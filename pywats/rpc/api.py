@@ -581,8 +581,10 @@ def _no_config(exc: NoConfigError) -> RpcError:
         " where it comes from (never its value)."
     ),
     result=(
-        "{instance, file, server_url_option, station, server {..., token {source, path} or"
-        " null}, upload, convert, queue, rpc, log, converters [...]}"
+        "{instance, file, server_url_option, file_keys [key paths the file sets; the rest are"
+        " defaults], state_dir_from ($STATE_DIRECTORY|$XDG_DATA_HOME|~/.local/share), station,"
+        " server {..., token {source, path} or null}, upload, convert, queue, rpc, log,"
+        " converters [...]}"
     ),
     errors=(ErrorCode.NO_CONFIG,),
 )

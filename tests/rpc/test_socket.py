@@ -446,6 +446,10 @@ async def test_config_get_and_reload(tmp_path: Path) -> None:
                 assert (shown["instance"], shown["file"]) == ("test", str(config_path))
                 assert shown["server"]["token"] is None
                 assert shown["upload"]["retry_base_s"] == 0.2
+                # Where each value came from, for a client that cannot read the file.
+                assert "upload.retry_base_s" in shown["file_keys"]
+                assert "upload.workers" not in shown["file_keys"]  # a default
+                assert shown["state_dir_from"] in ("$XDG_DATA_HOME", "~/.local/share")
 
                 same = await client.call("config.reload")
                 assert (same["ok"], same["applied"], same["needs_restart"]) == (True, [], [])

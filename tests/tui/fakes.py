@@ -230,6 +230,8 @@ class FakeBackend:
         self.started = False
         self.stopped = False
         self.connected = False
+        self.config_answer: dict[str, Any] | None = None
+        """What ``config.get`` answers instead of :func:`config` (a newer service's)."""
 
     def start(self, post: Callable[[Message], object]) -> None:
         self.started = True
@@ -299,7 +301,7 @@ class FakeBackend:
             self.files = [f for f in self.files if f["name"] != params["name"]]
             return {"folder": params["folder"], "name": params["name"], "path": "/srv/x"}
         if method == "config.get":
-            return config()
+            return self.config_answer if self.config_answer is not None else config()
         if method in ("converters.enable", "converters.disable"):
             return {"name": params["name"], "enabled": method.endswith("enable")}
         if method == "server.test":

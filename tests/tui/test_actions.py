@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.tui.fakes import NOW, FakeBackend, fake_pywats, fake_read
+from tests.tui.fakes import config as backend_config
 from tests.tui.helpers import screen_text, until
 from tui.app import StationApp
 from tui.screen import ConfirmScreen, SaveScreen
@@ -168,3 +169,34 @@ async def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     async with asyncio.timeout(TIMEOUT_S), app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.model.connection == "connected", "the connection")
         assert app.no_color
+
+
+async def test_the_config_screen_takes_where_values_came_from_from_the_service() -> None:
+    # A config file only root may read (0600): the service says which keys it sets and
+    # what chose the state directory, so the screen needs no read of its own.
+    def unreadable(path: str) -> bytes:
+        raise PermissionError(13, "Permission denied", path)
+
+    backend = FakeBackend()
+    answer = {
+        **backend_config(),
+        "file_keys": ["server", "server.url", "upload", "upload.workers"],
+        "state_dir_from": "$STATE_DIRECTORY",
+    }
+    backend.config_answer = answer
+    app = StationApp(
+        backend, refresh_s=0.05, clock=lambda: NOW, pywats=fake_pywats, read_file=unreadable
+    )
+    async with asyncio.timeout(TIMEOUT_S), app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("6")
+        await until(pilot, lambda: "server.url" in screen_text(app), "the config")
+        screen = app.screen
+        sources = {key: source for key, _, source in screen.rows}  # type: ignore[attr-defined]
+        assert sources["server.url"] == "file"
+        assert sources["upload.workers"] == "file"
+        assert sources["station.name"] == "default"
+        assert sources["queue.path"] == "state dir"
+        assert "cannot read it here" not in screen_text(app)
+        table = screen.query_one("#config-table")
+        table.move_cursor(row=[k for k, _, _ in screen.rows].index("queue.path"))  # type: ignore[attr-defined]
+        await until(pilot, lambda: "from $STATE_DIRECTORY" in screen_text(app), "the origin")
