@@ -7,7 +7,8 @@ In order, it prints:
 
 * status rate: ``service.status`` round trips per second from one client (each call waits
   for its answer), then from 10 clients at once, with the CPU time the service and this
-  process spent per call;
+  process spent per call; then from one lean client (a blocking socket and wsproto, no
+  trio: what the service answers when the client costs little);
 * the burst's throughput (N files renamed into the watch folder at once -> time until the
   receiver holds all of them), ``--rounds`` times without and with a subscriber that never
   reads (alternating, so drift on the machine hits both alike), and the ratio of the medians;
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import attrs
 import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
 
 from pywats.rpc.client import RpcClient
 from tests.integration.harness import Instance, ReceiverProcess, report_bytes, running, stop
@@ -155,6 +159,47 @@ async def status_rates(bench: Bench, seconds: float) -> None:
                 f"service.status from {clients} client(s): {per_s:,.0f} calls/s{target};"
                 f" CPU per call: serve {serve_ms:.3f} ms, clients {own_ms:.3f} ms"
             )
+    per_s, serve_us, own_us = await trio.to_thread.run_sync(
+        lean_rate, bench.socket, seconds, bench.pid
+    )
+    print(
+        f"service.status from 1 lean client (blocking socket + wsproto): {per_s:,.0f} calls/s;"
+        f" CPU per call: serve {serve_us / 1000:.3f} ms, client {own_us / 1000:.3f} ms"
+    )
+
+
+def lean_rate(socket_path: Path, seconds: float, pid: int) -> tuple[float, float, float]:
+    """``service.status`` round trips per second from one blocking client without trio
+    (wsproto on a plain socket), and the CPU microseconds per call of the service and of
+    this client: the service's own ceiling for one waiting client."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(socket_path))
+        ws = WSConnection(ConnectionType.CLIENT)
+        sock.sendall(ws.send(Request(host="localhost", target="/rpc")))
+        accepted = False
+        while not accepted:
+            ws.receive_data(sock.recv(65536))
+            accepted = any(isinstance(e, AcceptConnection) for e in ws.events())
+        message = ws.send(TextMessage(data='{"jsonrpc":"2.0","id":1,"method":"service.status"}'))
+
+        def call() -> None:
+            sock.sendall(message)  # one frame, masked once: the bench measures the service
+            while True:
+                ws.receive_data(sock.recv(1 << 20))
+                if any(isinstance(e, TextMessage) and e.message_finished for e in ws.events()):
+                    return
+
+        call()
+        calls = 0
+        cpu0, own0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            call()
+            calls += 1
+        elapsed = time.perf_counter() - t0
+        serve_us = (cpu_seconds(pid) - cpu0) * 1e6 / calls
+        own_us = (time.process_time() - own0) * 1e6 / calls
+    return calls / elapsed, serve_us, own_us
 
 
 async def stuck_ratio(bench: Bench, rounds: int) -> None:
