@@ -308,7 +308,14 @@ async def test_401_on_upload_pauses_releases_the_report_and_resume_drains(
     reports = await enqueue(store, 3)
     async with (
         receiving(fail_first=1, fail_first_status=401) as receiver,
-        uploading(store, config(f"http://127.0.0.1:{receiver.port}", workers=1)) as uploader,
+        # The paused server is asked again after retry_base_s: long enough here that the
+        # operator's resume below comes first, however slowly the row is written.
+        uploading(
+            store,
+            config(
+                f"http://127.0.0.1:{receiver.port}", workers=1, retry_base_s=60, retry_max_s=120
+            ),
+        ) as uploader,
     ):
         status = await until(uploader, lambda s: s.state is UploaderState.PAUSED)
         assert "refused the token" in status.reason
