@@ -189,6 +189,7 @@ class ConverterConfig:
     done_dir: Path | None = None
     error_dir: Path | None = None
     settle_s: float = _field(default.SETTLE_S, check=non_negative)
+    settle_after_close: bool = False
     rescan_s: float = _field(default.RESCAN_S, check=positive)
     use_inotify: bool = True
     max_file_bytes: int = _field(default.MAX_FILE_BYTES, check=positive)

@@ -206,6 +206,7 @@ def plan(instance: str, config: Config, *, token: str | None) -> Plan:
                 done_dir=done_dir,
                 error_dir=error_dir,
                 settle_s=entry.settle_s,
+                settle_after_close=entry.settle_after_close,
                 rescan_s=entry.rescan_s,
                 use_inotify=entry.use_inotify,
                 max_file_bytes=entry.max_file_bytes,

@@ -6,7 +6,9 @@ A file is *ready* when
   (``IN_MOVED_TO``), and its name matches the patterns and is not a temporary name
   (``.*``, ``*.tmp``, ``~*`` are always ignored); or
 * it was present when the watcher started (with inotify on); or
-* a rescan saw it with the same size and mtime for ``settle_s`` seconds. Rescans run every
+* a rescan saw it with the same size and mtime for ``settle_s`` seconds (and, with
+  ``settle_after_close``, a closed or renamed-in file too: for writers that close a file
+  more than once). Rescans run every
   ``rescan_s`` seconds and at once after an inotify queue overflow. They are the only
   source of files when inotify is off (network shares, whose server-side changes send no
   events): events are hints, the periodic scan is the truth.
@@ -124,6 +126,12 @@ class WatchConfig:
     """A file a rescan finds (rather than an event) is ready once its size and mtime have
     not changed for this many seconds. Must be longer than the longest pause of a writer
     that keeps the file open under its final name."""
+
+    settle_after_close: bool = False
+    """Take a closed (or renamed-in) file only once it has not changed for ``settle_s``,
+    as a rescan would, rather than at once. For testers that write a file in several
+    sessions (open, append, close; again), whose first close is not the end; it costs
+    ``settle_s`` of latency per file."""
 
     use_inotify: bool = True
     """Use inotify events. Set it to false for network shares (NFS, SMB), which report no
@@ -631,10 +639,26 @@ class Watcher:
             # One hand-off for the batch: the loop never waits on the disk itself.
             paths = list(ready)
             sigs = await self._stat_unclaimed(paths)
+            if self.config.settle_after_close:
+                self._settle_closed(paths, sigs)
+                return overflowed
             for path, sig in zip(paths, sigs, strict=True):
                 if sig is not None:
                     await self._offer(path, sig)
         return overflowed
+
+    def _settle_closed(self, paths: list[Path], sigs: list[_Sig | None]) -> None:
+        """Closed files start (or restart: another session wrote more) settling, as if a
+        rescan saw them now; the loop sends each once unchanged for ``settle_s``."""
+        now = trio.current_time()
+        for path, sig in zip(paths, sigs, strict=True):
+            if sig is None:
+                continue
+            if path in self._in_flight:
+                self._dirty.add(path)  # sent again after its release, as any change
+            elif self._wanted_by_scan(path, sig):
+                self._observe(path, sig, now)
+        self._wake_by(self._settle_due)
 
     async def _stat_unclaimed(self, paths: list[Path]) -> list[_Sig | None]:
         """Each path's signature (one thread hand-off); None if gone or a companion."""

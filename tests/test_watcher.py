@@ -106,6 +106,37 @@ async def test_slow_writer_gives_one_path_after_close(tmp_path: Path) -> None:
             nursery.cancel_scope.cancel()
 
 
+async def test_a_writer_in_sessions_gives_one_path_with_settle_after_close(
+    tmp_path: Path,
+) -> None:
+    # Open, append, close, five times, 0.1 s apart: every close is an IN_CLOSE_WRITE. By
+    # default the first close sends the file (a fifth of it); settle_after_close waits
+    # until it has not changed for settle_s.
+    chunks = [bytes([65 + i]) * 1024 for i in range(5)]
+
+    def write(path: Path) -> None:
+        for chunk in chunks:
+            with open(path, "ab") as f:
+                f.write(chunk)
+            time.sleep(0.1)
+
+    for after_close, expected in ((False, chunks[0]), (True, b"".join(chunks))):
+        folder = tmp_path / f"in-{after_close}"
+        config = WatchConfig(folder, rescan_s=30, settle_s=0.3, settle_after_close=after_close)
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                watcher, _, receive = await start_watcher(nursery, config)
+                nursery.start_soon(trio.to_thread.run_sync, write, folder / "result.json")
+                path = await receive.receive()
+                assert path.read_bytes()[: len(expected)] == expected
+                if after_close:
+                    assert path.read_bytes() == expected  # the whole file, not a part
+                    await watcher.release([path])
+                    await assert_quiet(receive, 0.5)
+                    assert watcher.statistics().files_sent == 1
+                nursery.cancel_scope.cancel()
+
+
 async def test_rename_into_place(tmp_path: Path) -> None:
     config = WatchConfig(tmp_path, patterns=("*.json",), rescan_s=0.2, settle_s=0.1)
     with trio.fail_after(10):

@@ -71,6 +71,7 @@ watch = "/srv/test-results/ict"
 # done_dir = "<state dir>/done/wsjf"
 # error_dir = "<state dir>/error/wsjf"
 # settle_s = {SETTLE_S:<16} # rescans take a file once unchanged this long
+# settle_after_close = false  # true: closed files settle too (writers in sessions)
 # rescan_s = {RESCAN_S}
 # use_inotify = true          # false for network shares
 # max_file_bytes = {MAX_FILE_BYTES:<10} # larger files go to the error folder unread

@@ -113,7 +113,8 @@ class FolderConfig:
     ``done_dir`` is only checked for ``move`` and ``archive``, which use it.
 
     Entries may share a watch folder if they agree on ``recursive``, ``settle_s``,
-    ``rescan_s`` and ``use_inotify`` (checked by :func:`check_folders`).
+    ``settle_after_close``, ``rescan_s`` and ``use_inotify`` (checked by
+    :func:`check_folders`).
 
     Raises:
         ConfigError: a value breaks its rule (:mod:`pywats.checks`); ``key`` is the field.
@@ -145,6 +146,8 @@ class FolderConfig:
         default=defaults.SETTLE_S, validator=checks.validator(checks.non_negative)
     )
     """See :attr:`pywats.watcher.WatchConfig.settle_s`."""
+    settle_after_close: bool = False
+    """See :attr:`pywats.watcher.WatchConfig.settle_after_close`."""
     rescan_s: float = attrs.field(
         default=defaults.RESCAN_S, validator=checks.validator(checks.positive)
     )
@@ -181,6 +184,7 @@ class FolderConfig:
             recursive=self.recursive,
             rescan_s=self.rescan_s,
             settle_s=self.settle_s,
+            settle_after_close=self.settle_after_close,
             use_inotify=self.use_inotify,
         )
 
@@ -198,7 +202,13 @@ def _watched_message(name: str, attribute: str, folder: Path, by: FolderConfig) 
     )
 
 
-_SHARED_WATCH_SETTINGS = ("recursive", "settle_s", "rescan_s", "use_inotify")
+_SHARED_WATCH_SETTINGS = (
+    "recursive",
+    "settle_s",
+    "settle_after_close",
+    "rescan_s",
+    "use_inotify",
+)
 
 
 def watch_groups(folders: Sequence[FolderConfig]) -> list[list[FolderConfig]]:
