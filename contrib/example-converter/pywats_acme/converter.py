@@ -25,8 +25,8 @@ import attrs
 
 from pywats.converters import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
+    ReportIds,
     encode_limits,
-    new_report_id,
     now,
     parse_float,
     result_of,
@@ -109,7 +109,10 @@ class AcmeConverter:
         root_status = worst_status(step.status for step in steps)
         report = Report(
             type=ReportType.UUT,
-            id=new_report_id(),  # the format has no id: a new one per report
+            # The format has no id: one derived from the file, so converting the same file
+            # again (a restart, a second station) gives the same id and the server
+            # overwrites instead of storing the report twice.
+            id=ReportIds(source.data, source.companions)(0),
             pn=header["PN"],
             sn=header["SN"],
             rev=header["REV"],

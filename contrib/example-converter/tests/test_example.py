@@ -52,9 +52,10 @@ def test_a_measurement_out_of_limits_fails_the_report() -> None:
     assert report.steps()[1].status is Status.FAILED
 
 
-def test_each_report_gets_a_new_id() -> None:
+def test_the_same_file_gets_the_same_id_and_another_file_another() -> None:
     text = "SN=1\nPN=P\nREV=A\n"
-    assert convert(text)[0].id != convert(text)[0].id
+    assert convert(text)[0].id == convert(text)[0].id  # the server overwrites, not twice
+    assert convert(text)[0].id != convert(text.replace("SN=1", "SN=2"))[0].id
 
 
 @pytest.mark.parametrize(
