@@ -1558,9 +1558,10 @@ class Store:
         age = self._retention_s if older_than_s is None else older_than_s
         return await self._call("purge", _purge_done, self._clock() - age)
 
-    async def salvage(self, path: str | os.PathLike[str]) -> SalvageResult:
+    async def salvage(self, path: str | os.PathLike[str], *, log_it: bool = True) -> SalvageResult:
         """Copy every readable pending, uploading and failed report (and every source
-        record) from the damaged queue file ``path`` into this queue; log one line.
+        record) from the damaged queue file ``path`` into this queue; log one line
+        (unless ``log_it`` is false: a command that prints the line itself).
 
         The file is only read (:mod:`pywats.salvage`). Reports already in this queue are
         skipped, so salvaging the same file twice adds nothing the second time.
@@ -1583,8 +1584,9 @@ class Store:
             unreadable=found.unreadable,
             problem=found.problem,
         )
-        # WARNING even when all came back: the queue was damaged, someone should know.
-        log.warning("%s", result.describe(aside))
+        if log_it:
+            # WARNING even when all came back: the queue was damaged, someone should know.
+            log.warning("%s", result.describe(aside))
         return result
 
     async def checkpoint(self) -> bool:

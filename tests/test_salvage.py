@@ -163,6 +163,7 @@ async def test_queue_salvage_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "salvaged 7 of 7 pending/failed reports from" in done.stdout
     assert "(1 unreadable)" in done.stdout
+    assert "salvaged" not in done.stderr  # said once, on stdout
     again = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
     assert "salvaged 0 of 7" in again.stdout
     async with await Store.open(new) as store:

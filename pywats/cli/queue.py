@@ -415,7 +415,7 @@ def _salvage(args: argparse.Namespace) -> int:
     async def action(store: Store) -> dict[str, Any]:
         if file.resolve() == store.path.resolve():
             raise StoreError(f"{file} is the queue itself; name the damaged file")
-        got = await store.salvage(file)
+        got = await store.salvage(file, log_it=False)  # printed by show(), once
         return {**attrs.asdict(got), "message": got.describe(file)}
 
     # Never through the service: it holds the queue; the lock says when it runs.
