@@ -32,7 +32,13 @@ import trio
 from pywats import __version__, logs, paths
 from pywats.config import Config, ConfigCheckError, ConverterConfig
 from pywats.converters.base import name_of
-from pywats.errorfiles import ErrorFile, list_error_files, restore_error_file
+from pywats.errorfiles import (
+    ErrorFile,
+    Restored,
+    companions_of,
+    list_error_files,
+    restore_error_file,
+)
 from pywats.errors import ConfigError, PywatsError
 from pywats.events import (
     ComponentStatus,
@@ -605,7 +611,10 @@ class ServiceView:
             more = False
             for entry in chosen:
                 files, cut = list_error_files(
-                    entry.error_dir, recursive=entry.recursive, limit=limit
+                    entry.error_dir,
+                    recursive=entry.recursive,
+                    limit=limit,
+                    companions=companions_of(entry),
                 )
                 more = more or cut
                 found.extend((entry.name, f) for f in files)
@@ -615,28 +624,39 @@ class ServiceView:
         # In a thread: an error folder may be on a slow share.
         return await trio.to_thread.run_sync(scan)
 
-    async def restore_error_file(self, folder: str, name: str) -> Path:
-        """Move ``name`` from ``folder``'s error folder back into its watch folder.
+    async def restore_error_file(self, folder: str, name: str) -> Restored:
+        """Move ``name`` from ``folder``'s error folder back into its watch folder, with
+        the companions its converter names.
 
-        Returns the file's path in the watch folder. See
+        Returns the file's and its companions' paths in the watch folder. See
         :func:`pywats.errorfiles.restore_error_file` for what is refused.
 
         Raises:
             ServiceStartingError: the folders are not known yet.
             KeyError: no watch folder entry named ``folder``.
-            RestoreRefusedError, ErrorFileNotFoundError, NameTakenError, OSError: as
+            RestoreRefusedError, ErrorFileNotFoundError, NameTakenError,
+                RestoreIncompleteError, OSError: as
                 :func:`~pywats.errorfiles.restore_error_file`.
         """
         entry = self._folder(folder)
-        target = await trio.to_thread.run_sync(
+        restored = await trio.to_thread.run_sync(
             lambda: restore_error_file(
-                entry.error_dir, entry.watch, name, recursive=entry.recursive
+                entry.error_dir,
+                entry.watch,
+                name,
+                recursive=entry.recursive,
+                companions=companions_of(entry),
             )
         )
+        more = f" (and {len(restored.companions)} companions)" if restored.companions else ""
         log.info(
-            "%s: %s moved back from the error folder to %s by the operator", folder, name, target
+            "%s: %s%s moved back from the error folder to %s by the operator",
+            folder,
+            name,
+            more,
+            restored.path,
         )
-        return target
+        return restored
 
     async def test_server(self, timeout_s: float = TEST_TIMEOUT_S) -> ServerView:
         """Probe the server now and return what it answered (or the state at the timeout)."""

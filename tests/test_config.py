@@ -535,4 +535,3 @@ def test_the_config_knows_which_keys_its_file_set() -> None:
         "converters[1].watch",
     }
     assert config.parse({}).given == frozenset()
-

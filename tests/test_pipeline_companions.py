@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -659,3 +661,232 @@ async def test_a_folder_over_the_limits_goes_to_the_error_folder_with_its_header
     assert got == original()
     assert names(folder.watch) == []
     assert await queued(store) == []
+
+
+# --- Moving a rejected unit back (the error folder's "move back to the watch folder") ----
+
+BAD_HEADER = (
+    (DATA / HEADER).read_bytes().replace(b"Ctrl_OverallVerdict=0", b"Ctrl_OverallVerdict=9")
+)
+
+
+def reject_unit(folder: FolderConfig) -> None:
+    """A unit with a bad header, rejected into ``folder``'s error folder as the pipeline
+    does (:func:`pywats.postaction.reject_group`)."""
+    put_unit(folder.watch, header=BAD_HEADER)
+    postaction.reject_group(folder.watch / HEADER, folder.error_dir, "reason: bad\n", [FOLDER])
+
+
+async def test_a_rejected_unit_moved_back_with_its_folder_is_converted(
+    tmp_path: Path, store: Store
+) -> None:
+    from pywats.errorfiles import Restored, companions_of, list_error_files, restore_error_file
+
+    folder = klippel_folder(tmp_path)
+    with trio.fail_after(30):
+        async with running(store, folder) as (_, files):
+            await trio.to_thread.run_sync(lambda: put_unit(folder.watch, header=BAD_HEADER))
+            await files.wait_for(lambda e: isinstance(e, FileRejected), "the header rejected")
+            assert names(folder.error_dir) == sorted([HEADER, f"{HEADER}.error.txt", FOLDER])
+            [listed], _ = list_error_files(folder.error_dir, companions=companions_of(folder))
+            assert (listed.name, listed.companions) == (HEADER, (FOLDER,))
+
+            # The cause is fixed (here: the header itself), and the unit moved back.
+            (folder.error_dir / HEADER).write_bytes((DATA / HEADER).read_bytes())
+            restored = await trio.to_thread.run_sync(
+                lambda: restore_error_file(
+                    folder.error_dir, folder.watch, HEADER, companions=companions_of(folder)
+                )
+            )
+            assert restored == Restored(folder.watch / HEADER, (folder.watch / FOLDER,))
+            outcome = await files.wait_for(
+                lambda e: (
+                    isinstance(e, FileRejected)
+                    or (isinstance(e, FileProcessed) and e.outcome == FileOutcome.CONVERTED)
+                ),
+                "the header converted",
+            )
+            assert isinstance(outcome, FileProcessed), outcome
+    [report] = await queued(store)
+    assert (report.sn, report.result, report.start) == expected_report_fields()
+    assert b'"name":"Impedance"' in report.body  # read from its folder
+    assert names(folder.error_dir) == []
+    assert names(folder.watch) == []
+    assert tree(folder.done_dir) == original()
+
+
+def test_a_listing_shows_companions_with_their_file_and_not_on_their_own(
+    tmp_path: Path,
+) -> None:
+    from pywats.errorfiles import companions_of, list_error_files
+
+    # A recursive folder: its error folder's subfolders are looked into, but not a
+    # companion folder (whose result files are no rejected files of their own).
+    folder = klippel_folder(tmp_path, recursive=True)
+    reject_unit(folder)
+    (folder.error_dir / "line2").mkdir()
+    (folder.error_dir / "line2" / "other.txt").write_text("rejected too")
+    files, _ = list_error_files(folder.error_dir, recursive=True, companions=companions_of(folder))
+    assert sorted((f.name, f.companions) for f in files) == [
+        (HEADER, (FOLDER,)),
+        ("line2/other.txt", ()),
+    ]
+    # A companion file (not a folder) is not listed either, but named with its file.
+    paired = make_folder(tmp_path, name="paired", converter=Paired())
+    paired.error_dir.mkdir(parents=True)
+    for name in ("x.hdr", "x.dat", "x.hdr.error.txt", "y.dat"):
+        (paired.error_dir / name).write_bytes(b"data")
+    files, _ = list_error_files(paired.error_dir, companions=companions_of(paired))
+    assert sorted((f.name, f.companions) for f in files) == [("x.hdr", ("x.dat",)), ("y.dat", ())]
+
+
+def test_a_move_back_refuses_the_whole_group_if_any_name_is_taken(tmp_path: Path) -> None:
+    from pywats.errorfiles import NameTakenError, companions_of, restore_error_file
+
+    folder = klippel_folder(tmp_path)
+    reject_unit(folder)
+    before = tree(folder.error_dir)
+    (folder.watch / FOLDER).mkdir()  # a new unit's folder, its header not written yet
+    (folder.watch / FOLDER / "Impedance-imp.txt").write_text("the new unit's")
+    with pytest.raises(NameTakenError) as caught:
+        restore_error_file(folder.error_dir, folder.watch, HEADER, companions=companions_of(folder))
+    assert str(folder.watch / FOLDER) in str(caught.value)
+    assert "nothing was moved" in str(caught.value)
+    assert tree(folder.error_dir) == before
+    assert tree(folder.watch) == {f"{FOLDER}/Impedance-imp.txt": b"the new unit's"}
+
+
+@attrs.frozen
+class WithFifo:
+    """A converter whose ``x.hdr`` comes with a folder ``x.d`` and a FIFO ``x.fifo``."""
+
+    name = "withfifo"
+    version = "1"
+    patterns = ("*.hdr",)
+
+    def companions(self, path: Path) -> list[Path]:
+        return [path.with_suffix(".d"), path.with_suffix(".fifo")]
+
+    def convert(self, source: Source, context: ConversionContext) -> list[Report]:
+        raise ConversionError(self.name, "never converts")
+
+
+def test_a_move_back_that_fails_midway_puts_back_what_it_moved(
+    tmp_path: Path, other_fs: Path
+) -> None:
+    from pywats.errorfiles import companions_of, restore_error_file
+
+    if os.stat(other_fs).st_dev == tmp_path.stat().st_dev:
+        pytest.skip("/dev/shm is on the same file system as tmp_path")
+    # Across file systems the folder is copied; the FIFO after it cannot be, so the
+    # copy made of the folder is removed again and the error folder keeps everything.
+    folder = make_folder(tmp_path, name="fifo", converter=WithFifo(), error_dir=other_fs / "err")
+    folder.error_dir.mkdir()
+    folder.watch.mkdir(parents=True)
+    (folder.error_dir / "x.hdr").write_bytes(b"header")
+    (folder.error_dir / "x.hdr.error.txt").write_text("why")
+    (folder.error_dir / "x.d").mkdir()
+    (folder.error_dir / "x.d" / "a.txt").write_text("result")
+    os.mkfifo(folder.error_dir / "x.fifo")
+    before = sorted(os.listdir(folder.error_dir))
+    with pytest.raises(OSError, match="special file"):
+        restore_error_file(
+            folder.error_dir, folder.watch, "x.hdr", companions=companions_of(folder)
+        )
+    assert sorted(os.listdir(folder.error_dir)) == before
+    assert (folder.error_dir / "x.d" / "a.txt").read_text() == "result"
+    assert os.listdir(folder.watch) == []
+
+
+_RESTORE_KILLER = textwrap.dedent(
+    """
+    import os, shutil, sys
+    from pathlib import Path
+
+    from pywats import errorfiles
+
+    kill_at = int(sys.argv[1])
+    error_dir, watch, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+    calls = 0
+
+    def counted(function):
+        def wrapper(*args, **kwargs):
+            global calls
+            calls += 1
+            if calls == kill_at:
+                os._exit(137)  # as abrupt as kill -9: no cleanup, no flush
+            return function(*args, **kwargs)
+        return wrapper
+
+    for fname in ("link", "rename", "unlink", "rmdir", "mkdir", "fsync", "symlink", "utime"):
+        setattr(os, fname, counted(getattr(os, fname)))
+    shutil.copyfileobj = counted(shutil.copyfileobj)
+    errorfiles._rename_noreplace = counted(errorfiles._rename_noreplace)
+
+    def klippel(path):
+        return [path.stem] if path.name.endswith(".txt") else []
+
+    errorfiles.restore_error_file(error_dir, watch, name, companions=klippel)
+    print("finished", calls)
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["same file system", "across file systems"])
+def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    from pywats.errorfiles import NameTakenError, restore_error_file
+
+    if where == "across file systems":
+        elsewhere: Path = request.getfixturevalue("other_fs")
+        if os.stat(elsewhere).st_dev == tmp_path.stat().st_dev:
+            pytest.skip("/dev/shm is on the same file system as tmp_path")
+    else:
+        elsewhere = tmp_path / "elsewhere"
+    script = tmp_path / "killer.py"
+    script.write_text(_RESTORE_KILLER)
+    expected = original()
+    kill_at = 0
+    while True:
+        kill_at += 1
+        assert kill_at < 500, "the move back never finished"
+        error_dir, watch = elsewhere / f"error{kill_at}", tmp_path / f"in{kill_at}"
+        error_dir.mkdir(parents=True)
+        watch.mkdir()
+        put_unit(error_dir)
+        (error_dir / f"{HEADER}.error.txt").write_text("reason: bad\n")
+        done = subprocess.run(
+            [sys.executable, str(script), str(kill_at), str(error_dir), str(watch), HEADER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+        assert done.returncode in (0, 137), done.stderr
+        seen_watch, seen_error = visible(watch), visible(error_dir)
+        # Nothing is lost: every file is in the watch folder or still in the error folder.
+        for name, data in expected.items():
+            assert data in (seen_watch.get(name), seen_error.get(name)), f"{kill_at}: {name} lost"
+        # The header comes last: never in the watch folder without its whole folder.
+        if HEADER in seen_watch:
+            assert seen_watch == expected, f"kill at {kill_at}: the header came before its folder"
+        if HEADER in seen_error and HEADER not in seen_watch:
+            # Moved back again (what the operator does next): it finishes, or, when a
+            # complete copy of the folder is in the watch folder already (across file
+            # systems, the original goes last), it says so and moves nothing.
+            again = (watch / FOLDER).exists() and (error_dir / FOLDER).exists()
+            if again:
+                with pytest.raises(NameTakenError, match=re.escape(str(watch / FOLDER))):
+                    restore_error_file(error_dir, watch, HEADER, companions=lambda p: [p.stem])
+                assert (visible(watch), visible(error_dir)) == (seen_watch, seen_error)
+            else:
+                restore_error_file(error_dir, watch, HEADER, companions=lambda p: [p.stem])
+                assert visible(watch) == expected
+        if done.returncode == 0:
+            assert visible(watch) == expected
+            assert visible(error_dir) == {}
+            break
+    assert kill_at > 4  # each of its steps was cut once, and then it ran through

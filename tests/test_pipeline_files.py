@@ -328,7 +328,7 @@ def test_a_reject_of_any_name_writes_a_readable_sidecar(tmp_path: Path, raw: byt
     listed.name.encode("utf-8")
     listed.path.encode("utf-8")
     assert "\n" not in listed.name
-    back = restore_error_file(error, watch, listed.name)
+    back = restore_error_file(error, watch, listed.name).path
     assert back.parent == watch
     assert back.read_bytes() == b"not a report"
     assert os.listdir(error) == []
@@ -348,8 +348,8 @@ def test_a_restore_by_shown_name_prefers_the_exact_name(tmp_path: Path) -> None:
     odd.write_bytes(b"latin-1 name")
     literal = error / "caf\\xe9.csv"  # a real backslash: shows the same
     literal.write_bytes(b"backslash name")
-    assert restore_error_file(error, watch, "caf\\xe9.csv").read_bytes() == b"backslash name"
-    assert restore_error_file(error, watch, "caf\\xe9.csv").read_bytes() == b"latin-1 name"
+    assert restore_error_file(error, watch, "caf\\xe9.csv").path.read_bytes() == b"backslash name"
+    assert restore_error_file(error, watch, "caf\\xe9.csv").path.read_bytes() == b"latin-1 name"
     with pytest.raises(ErrorFileNotFoundError):
         restore_error_file(error, watch, "caf\\xe9.csv")  # both are back
     with pytest.raises(RestoreRefusedError):

@@ -144,7 +144,9 @@ class FilesScreen(StationScreen):
             return
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.get("mtime") or 0))
         why = entry.get("error") or "(no .error.txt beside it)"
-        text.update(f"{entry.get('path')}\nrefused about {when}\n\n{why}")
+        companions = entry.get("companions") or []
+        with_it = f"\nwith {', '.join(map(str, companions))}" if companions else ""
+        text.update(f"{entry.get('path')}{with_it}\nrefused about {when}\n\n{why}")
 
     @on(DataTable.RowHighlighted)
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -156,6 +158,8 @@ class FilesScreen(StationScreen):
             self.notify("no file selected", severity="warning")
             return
         folder, name = str(entry.get("folder")), str(entry.get("name"))
+        companions = entry.get("companions") or []
+        group = f" with {len(companions)} companion(s)" if companions else ""
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -163,8 +167,9 @@ class FilesScreen(StationScreen):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Move {name} back to the watch folder of {folder}, to be converted again?\n"
-                "Its .error.txt is removed; a file of that name there is never overwritten.",
+                f"Move {name}{group} back to the watch folder of {folder}, to be converted"
+                " again?\nIts .error.txt is removed; a file of that name there is never"
+                " overwritten (nor is a companion's).",
                 self.station.cli(f"files restore {folder} {shlex.quote(name)}"),
             ),
             answered,
@@ -176,8 +181,10 @@ class FilesScreen(StationScreen):
         except (RpcError, RpcClientError) as exc:
             self.failed(f"cannot move {name} back", exc)
             return
+        companions = moved.get("companions") or []
+        group = f" with {len(companions)} companion(s)" if companions else ""
         self.changed_by(
-            f"{name} moved back to {moved['path']}; it is converted again",
+            f"{name}{group} moved back to {moved['path']}; it is converted again",
             f"files restore {folder} {shlex.quote(name)}",
         )
         self.action_reload()

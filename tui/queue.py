@@ -27,7 +27,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from pywats.rpc.errors import RpcClientError, RpcError
 from tui.model import clock_text, duration_text
-from tui.screen import ConfirmScreen, SaveScreen, StationScreen, start, table
+from tui.screen import ConfirmScreen, SaveScreen, StationScreen, copy_text, start, table
 
 __all__ = [
     "DETAIL_DELAY_S",
@@ -693,8 +693,7 @@ class ReportScreen(ModalScreen[None]):
         self.queue.ask_delete(row)
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.text())
-        self.notify("copied with OSC 52; if your terminal does not allow that, save it with w")
+        copy_text(self.app, "the report", self.text())
 
     def action_save(self) -> None:
         station = self.queue.station

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.css.query import NoMatches
@@ -36,6 +36,7 @@ __all__ = [
     "SaveScreen",
     "StationScreen",
     "TextScreen",
+    "copy_text",
     "start",
     "table",
 ]
@@ -67,6 +68,41 @@ def start(node: DOMNode, work: Callable[[], Awaitable[None]], group: str | None 
         group=group or "default",
         exclusive=group is not None,
         exit_on_error=False,
+    )
+
+
+CLIPBOARD_MAX_BYTES = (1024 * 1024 - 8) // 4 * 3
+"""The most text (UTF-8 bytes) ``c`` sends to the terminal's clipboard: 786,426 bytes.
+
+The text travels base64-encoded in one OSC 52 escape sequence, and tmux (3.3) drops
+without a word any escape sequence of 1 MiB or more (measured: 786,426 bytes arrive,
+786,427 do not). Splitting does not help, as each OSC 52 replaces the clipboard. A
+bigger text (a large report's JSON) is refused with a message to save it with ``w``
+instead of being sent for nothing, which over a slow SSH link would also hold up the
+screen while megabytes go by."""
+
+
+def copy_text(app: App[Any], what: str, text: str) -> None:
+    """Copy ``text`` (``what``: its name in the notice) to the terminal's clipboard with
+    OSC 52, and say so; if it is empty or too big (:data:`CLIPBOARD_MAX_BYTES`), say
+    that instead. The terminal never answers, so the notice names ``w`` for when it does
+    not allow OSC 52."""
+    if not text:
+        app.notify("nothing to copy here", severity="warning")
+        return
+    size = len(text.encode())
+    if size > CLIPBOARD_MAX_BYTES:
+        app.notify(
+            f"{what} is too big to copy ({size / 1024:,.0f} KiB; tmux takes at most"
+            f" {CLIPBOARD_MAX_BYTES / 1024:,.0f} KiB): save it with w",
+            severity="warning",
+            timeout=10,
+        )
+        return
+    app.copy_to_clipboard(text)
+    app.notify(
+        f"copied {what} ({len(text.splitlines())} lines) with OSC 52; if your terminal"
+        " does not allow that, save it with w"
     )
 
 
@@ -148,15 +184,7 @@ class StationScreen(Screen[None]):
         return self.MODE, ""
 
     def action_copy(self) -> None:
-        name, text = self.export()
-        if not text:
-            self.notify("nothing to copy here", severity="warning")
-            return
-        self.app.copy_to_clipboard(text)
-        self.notify(
-            f"copied {name} ({len(text.splitlines())} lines) with OSC 52; if your terminal"
-            " does not allow that, save it with w"
-        )
+        copy_text(self.app, *self.export())
 
     def action_save(self) -> None:
         name, text = self.export()
@@ -281,8 +309,7 @@ class TextScreen(ModalScreen[None]):
         self.dismiss(None)
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.text)
-        self.notify("copied with OSC 52; if your terminal does not allow that, save it with w")
+        copy_text(self.app, self.export_name, self.text)
 
     def action_save(self) -> None:
         station = cast("StationApp", self.app)

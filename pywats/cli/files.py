@@ -2,9 +2,11 @@
 moving one back to its watch folder (``files.errors`` / ``files.restore``).
 
 ``list`` prints each file of the error folders (newest first) with the first line of its
-``.error.txt``; ``--full`` prints the whole text. ``restore FOLDER NAME`` moves it back,
-to be converted again (its ``.error.txt`` goes; a file of that name in the watch folder is
-never overwritten). Exit codes as :mod:`pywats.cli.control`.
+``.error.txt`` and the companions filed with it (Klippel's result folder beside its
+header); ``--full`` prints the whole text. ``restore FOLDER NAME`` moves it back with its
+companions (they first, the file last), to be converted again (its ``.error.txt`` goes;
+nothing in the watch folder is ever overwritten: if a name of the group is taken, nothing
+moves). Exit codes as :mod:`pywats.cli.control`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ def _cmd_files(args: argparse.Namespace) -> int:
     async def body(client: RpcClient) -> int:
         if args.files_command == "restore":
             moved = await client.call("files.restore", folder=args.folder, name=args.name)
-            print(json.dumps(moved, indent=2) if args.json else f"moved back to {moved['path']}")
+            if args.json:
+                print(json.dumps(moved, indent=2, ensure_ascii=False))
+                return EXIT_OK
+            for companion in moved.get("companions", []):
+                print(f"moved back to {companion} (a companion, first)")
+            print(f"moved back to {moved['path']}")
             return EXIT_OK
         params: dict[str, Any] = {"limit": args.limit}
         if args.folder:
@@ -48,6 +55,9 @@ def _cmd_files(args: argparse.Namespace) -> int:
         for entry in files:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry["mtime"]))
             print(f"{entry['folder']}  {entry['name']}  ({when}, {entry['size']} bytes)")
+            companions = entry.get("companions") or []
+            if companions:
+                print(f"    with {', '.join(companions)} (moved back with it)")
             if args.full:
                 for line in (entry["error"] or "(no .error.txt)").rstrip().splitlines():
                     print(f"    {line}")

@@ -21,7 +21,12 @@ import attrs
 import trio
 
 from pywats import filenames
-from pywats.errorfiles import ErrorFileNotFoundError, NameTakenError, RestoreRefusedError
+from pywats.errorfiles import (
+    ErrorFileNotFoundError,
+    NameTakenError,
+    RestoreIncompleteError,
+    RestoreRefusedError,
+)
 from pywats.events import (
     PUBLISHED,
     Gap,
@@ -455,7 +460,9 @@ def _unknown_folder(name: str) -> RpcError:
     "files.errors",
     doc=(
         "The files watch folders could not convert (their error folders), newest first, each"
-        " with the text of its <name>.error.txt."
+        " with the text of its <name>.error.txt and the companions filed with it (a"
+        " converter's files or folders beside it, such as Klippel's result folder; they"
+        " are not listed as files of their own)."
     ),
     params=(
         Param("folder", ParamType.STRING, "only this watch folder entry's", default=None),
@@ -470,7 +477,8 @@ def _unknown_folder(name: str) -> RpcError:
     ),
     result=(
         "{files [{folder, name (below the error folder), path, size, mtime, sidecar or null,"
-        " error (the sidecar's text, at most 8192 characters)}], truncated}"
+        " error (the sidecar's text, at most 8192 characters), companions [names below the"
+        " error folder]}], truncated}"
     ),
     errors=(_STARTING, ErrorCode.UNKNOWN_FOLDER),
 )
@@ -491,8 +499,9 @@ async def _files_errors(ctx: Context, folder: str | None, limit: int) -> dict[st
     "files.restore",
     doc=(
         "Move a file back from a watch folder's error folder into the watch folder, to be"
-        " converted again (its .error.txt is removed). Refuses names outside the error"
-        " folder; never overwrites a file in the watch folder."
+        " converted again (its .error.txt is removed), with its companions: they go first,"
+        " the file last. Refuses names outside the error folder; never overwrites anything"
+        " in the watch folder (if any name of the group is taken, nothing is moved)."
     ),
     params=(
         Param("folder", ParamType.STRING, "the watch folder entry's name", required=True),
@@ -503,7 +512,10 @@ async def _files_errors(ctx: Context, folder: str | None, limit: int) -> dict[st
             required=True,
         ),
     ),
-    result="{folder, name, path (its path in the watch folder)}",
+    result=(
+        "{folder, name, path (its path in the watch folder), companions [their paths in the"
+        " watch folder]}"
+    ),
     errors=(
         _STARTING,
         _STOPPING,
@@ -516,7 +528,7 @@ async def _files_errors(ctx: Context, folder: str | None, limit: int) -> dict[st
 async def _files_restore(ctx: Context, folder: str, name: str) -> dict[str, Any]:
     _not_stopping(ctx.view)
     try:
-        target = await ctx.view.restore_error_file(folder, name)
+        restored = await ctx.view.restore_error_file(folder, name)
     except KeyError:
         raise _unknown_folder(folder) from None
     except RestoreRefusedError as exc:
@@ -527,12 +539,19 @@ async def _files_restore(ctx: Context, folder: str, name: str) -> dict[str, Any]
         raise RpcError(ErrorCode.FILE_NOT_FOUND, str(exc), {"name": name}) from None
     except NameTakenError as exc:
         raise RpcError(ErrorCode.FILE_EXISTS, str(exc), {"name": name}) from None
+    except RestoreIncompleteError as exc:
+        raise RpcError(ErrorCode.FILE_ERROR, str(exc), {"name": name}) from None
     except OSError as exc:
         raise RpcError(
             ErrorCode.FILE_ERROR, f"cannot move {name!r} back: {exc.strerror or exc}"
         ) from None
     # Escaped (pywats.filenames.shown): a name that is not UTF-8 must still be valid JSON text.
-    return {"folder": folder, "name": name, "path": filenames.shown(target)}
+    return {
+        "folder": folder,
+        "name": name,
+        "path": filenames.shown(restored.path),
+        "companions": [filenames.shown(p) for p in restored.companions],
+    }
 
 
 # --- server -----------------------------------------------------------------------------

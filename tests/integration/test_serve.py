@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def all_received(receiver: ReceiverProcess, ids: set[str]) -> bool:

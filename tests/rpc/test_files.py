@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from pywats.errorfiles import (
     ErrorFileNotFoundError,
     NameTakenError,
+    Restored,
     RestoreRefusedError,
     list_error_files,
     restore_error_file,
@@ -25,10 +27,12 @@ from pywats.errorfiles import (
 from pywats.events import FileRejected
 from pywats.rpc.client import RpcClient
 from pywats.rpc.errors import ErrorCode, RpcError
+from tests.integration.harness import PYWATS, Instance, ReceiverProcess, running, stop, wait_for
 from tests.report.minimal import uut
 from tests.rpc.test_cli import cli
 from tests.rpc.test_cli_commands import serving as serving_instance
 from tests.rpc.test_socket import next_note, serving
+from tests.test_pipeline_companions import BAD_HEADER, DATA, FOLDER, HEADER, put_unit, tree
 
 
 def put(folder: Path, name: str, data: bytes) -> None:
@@ -95,7 +99,12 @@ async def test_list_refuse_and_move_back_a_file_that_did_not_convert(tmp_path: P
         report["id"] = str(uuid.uuid4())
         (errors / "bad.json").write_text(json.dumps(report))
         moved = await client.call("files.restore", folder="wsjf", name="bad.json")
-        assert moved == {"folder": "wsjf", "name": "bad.json", "path": str(watch / "bad.json")}
+        assert moved == {
+            "folder": "wsjf",
+            "name": "bad.json",
+            "path": str(watch / "bad.json"),
+            "companions": [],
+        }
         assert not (errors / "bad.json").exists()
         assert not (errors / "bad.json.error.txt").exists()
         await next_note(notes, "report.queued", report_id=report["id"])
@@ -140,9 +149,8 @@ def test_restore_refuses_what_it_must_and_keeps_the_watch_folder_intact(tmp_path
     (errors / "dir.json").mkdir()
     with pytest.raises(RestoreRefusedError):
         restore_error_file(errors, watch, "dir.json")
-    assert (
-        restore_error_file(errors, watch, "sub/b.json", recursive=True) == watch / "sub" / "b.json"
-    )
+    restored = restore_error_file(errors, watch, "sub/b.json", recursive=True)
+    assert restored == Restored(watch / "sub" / "b.json")
     assert (watch / "sub" / "b.json").read_text() == "b"
 
 
@@ -204,3 +212,59 @@ async def test_pywats_files_list_and_restore(
         assert "invalid params" in capsys.readouterr().err
         assert await cli("files", "restore", "wsjf", "bad.json", "--instance", "test") == 0
         assert capsys.readouterr().out == f"moved back to {tmp_path / 'in' / 'bad.json'}\n"
+
+
+def test_pywats_files_restore_moves_a_klippel_unit_back_and_it_is_uploaded(
+    tmp_path: Path,
+) -> None:
+    """A real ``pywats serve`` rejects a Klippel header with its result folder; once the
+    header is fixed, ``pywats files restore`` (a real client over the real socket) moves
+    both back, the folder first, and the unit is converted and uploaded."""
+    receiver = ReceiverProcess(tmp_path / "receiver.db")
+    try:
+        inst = Instance(tmp_path, "kl", server_url=receiver.url)
+        inst.config.write_text(inst.config.read_text().replace('name = "wsjf"', 'name = "klippel"'))
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*PYWATS, "files", *args, "--instance", inst.name],
+                env=inst.env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        with running(inst.serve()) as proc:
+            inst.wait_ready()
+            staging = tmp_path / "staging"
+            put_unit(staging, header=BAD_HEADER)
+            (staging / FOLDER).rename(inst.watch / FOLDER)  # as Klippel QC: folder first
+            (staging / HEADER).rename(inst.watch / HEADER)
+            wait_for(
+                lambda: (inst.error / f"{HEADER}.error.txt").exists(),
+                timeout=30,
+                what="the header rejected",
+            )
+            assert sorted(os.listdir(inst.error)) == sorted([HEADER, f"{HEADER}.error.txt", FOLDER])
+            listed = run("list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            [entry] = json.loads(listed.stdout)["files"]  # the folder's files are not listed
+            assert (entry["name"], entry["companions"]) == (HEADER, [FOLDER])
+            text = run("list")
+            assert f"    with {FOLDER} (moved back with it)" in text.stdout
+
+            (inst.error / HEADER).write_bytes((DATA / HEADER).read_bytes())  # the fix
+            moved = run("restore", "klippel", HEADER)
+            assert moved.returncode == 0, moved.stderr
+            assert moved.stdout.splitlines() == [
+                f"moved back to {inst.watch / FOLDER} (a companion, first)",
+                f"moved back to {inst.watch / HEADER}",
+            ]
+            wait_for(lambda: len(receiver.ids()) == 1, timeout=60, what="the report uploaded")
+            wait_for(lambda: not os.listdir(inst.watch), timeout=30, what="the watch folder empty")
+            assert os.listdir(inst.error) == []
+            assert tree(inst.done) == tree(DATA)
+            assert stop(proc) == 0
+    finally:
+        receiver.stop()

@@ -200,3 +200,16 @@ async def test_the_config_screen_takes_where_values_came_from_from_the_service()
         table = screen.query_one("#config-table")
         table.move_cursor(row=[k for k, _, _ in screen.rows].index("queue.path"))  # type: ignore[attr-defined]
         await until(pilot, lambda: "from $STATE_DIRECTORY" in screen_text(app), "the origin")
+
+
+async def test_a_file_with_companions_is_shown_and_moved_back_with_them() -> None:
+    # A Klippel header rejected with its result folder: the screen names the folder with
+    # the file, and the confirmation and the result say the group moves together.
+    app, backend = make_app()
+    backend.files[0].update(name="DUT 1.txt", companions=["DUT 1 UTC+0200"])
+    async with asyncio.timeout(TIMEOUT_S), app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: "with DUT 1 UTC+0200" in screen_text(app), "the companion")
+        await pilot.press("m")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "DUT 1.txt with 1 companion(s)" in screen_text(app)

@@ -10,6 +10,7 @@ private one per test (``tmux -L``), killed at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import PYWATS, Instance, stop, wait_for
+from tests.report.minimal import uut
+from tui.screen import CLIPBOARD_MAX_BYTES
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
@@ -71,6 +74,24 @@ class Tmux:
 
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", "t", *keys)
+
+    def take_clipboard(self) -> None:
+        """Make an application's OSC 52 (set the clipboard) fill tmux's paste buffer
+        (``set-clipboard on``; tmux's default, ``external``, ignores it)."""
+        self._tmux("set-option", "-s", "set-clipboard", "on")
+
+    def buffer(self) -> str | None:
+        """The newest paste buffer (what the last OSC 52 copied), or None if none."""
+        assert TMUX is not None
+        done = subprocess.run(
+            [TMUX, "-L", self.name, "-f", os.devnull, "show-buffer"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout if done.returncode == 0 else None
 
     def wait_for(self, condition: Callable[[str], object], what: str) -> str:
         """Wait until the screen satisfies ``condition``; return the screen."""
@@ -211,6 +232,92 @@ def test_the_tui_in_tmux_follows_the_service_and_ends_on_sighup(
         log = (inst.state / "tui.log").read_text()
         assert "SIGHUP received: quitting" in log
         assert "exit 129" in log
+    finally:
+        tmux.close()
+
+
+def test_c_copies_the_queue_into_the_terminal_clipboard(
+    service: tuple[Instance, list[subprocess.Popen[str]]],
+) -> None:
+    inst, _ = service
+    tmux = Tmux(
+        _command("tui", "--instance", "ict", "--refresh", "0.2"),
+        inst.env({"TERM": "xterm-256color"}),
+        inst.root / "status",
+    )
+    try:
+        tmux.take_clipboard()
+        ids = inst.drop(3)
+        tmux.keys("2")
+        screen = tmux.wait_for(lambda s: len(queue_rows(s)) == 3, "the queue's rows")
+        assert tmux.buffer() is None
+        tmux.keys("c")
+        copied = wait_for(tmux.buffer, timeout=DEADLINE_S, what="the copy in tmux's buffer")
+        # What the screen shows, one row a line and tab-separated, with each report's id
+        # and last error (none) added: docs/tui.md.
+        id_of = {f"SN-{name[1:8]}": report_id for report_id, name in ids.items()}
+        rows = ["\t".join([*row, id_of[row[1]], ""]) for row in queue_rows(screen)]
+        header = "state\tserial\tpart number\tresult\tattempts\tqueued\tid\tlast error"
+        assert copied == "\n".join([header, *rows])
+        tmux.wait_for(lambda s: "copied queue (4 lines)" in s, "the copy's notice")
+    finally:
+        tmux.close()
+
+
+def test_a_text_too_big_for_the_terminal_is_not_copied_but_saved(
+    service: tuple[Instance, list[subprocess.Popen[str]]],
+) -> None:
+    inst, _ = service
+    # A report whose detail is too big for one OSC 52 (over 1 MiB as base64).
+    doc = uut()
+    step = doc["root"]["steps"][0]
+    doc["root"]["steps"] = [dict(step, id=i + 2, name=f"VCC {i}") for i in range(2500)]
+    (inst.watch / ".big.tmp").write_text(json.dumps(doc))
+    (inst.watch / ".big.tmp").rename(inst.watch / "big.json")
+    tmux = Tmux(
+        _command("tui", "--instance", "ict", "--refresh", "0.2"),
+        inst.env({"TERM": "xterm-256color", "HOME": str(inst.root)}),
+        inst.root / "status",
+    )
+    try:
+        tmux.take_clipboard()
+        tmux.keys("2")
+        tmux.wait_for(lambda s: "pending  SN000123" in s, "the report in the queue")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: '"sn": "SN000123"' in s, "the report's JSON")
+        tmux.keys("c")
+        tmux.wait_for(lambda s: "too big to copy" in s, "the refusal")
+        assert tmux.buffer() is None
+        tmux.keys("w")
+        tmux.wait_for(lambda s: "Save to file" in s, "the save dialog")
+        tmux.keys("Enter")
+        (saved,) = wait_for(
+            lambda: list(inst.root.glob("pywats-ict-report-*.txt")), timeout=DEADLINE_S,
+            what="the saved report",
+        )  # fmt: skip
+        text = saved.read_text()
+        assert len(text.encode()) > CLIPBOARD_MAX_BYTES
+        assert text.startswith("id            3f1c2b1e-")
+        assert '"name": "VCC 2499"' in text  # all of it, to the last step
+    finally:
+        tmux.close()
+
+
+def test_tmux_takes_an_osc_52_of_the_most_that_c_copies(tmp_path: Path) -> None:
+    # The sequence in the form Textual writes it (the test above sees tmux take it),
+    # from a program in the pane: CLIPBOARD_MAX_BYTES is tmux's limit, not a guess.
+    program = (
+        "import base64, sys; sys.stdin.readline();"
+        f" text = 'x' * {CLIPBOARD_MAX_BYTES};"
+        r" sys.stdout.write('\x1b]52;c;' + base64.b64encode(text.encode()).decode() + '\a');"
+        " sys.stdout.flush(); sys.stdin.read()"
+    )
+    tmux = Tmux(f'{sys.executable} -c "{program}"', dict(os.environ), tmp_path / "status")
+    try:
+        tmux.take_clipboard()
+        tmux.keys("Enter")  # the program writes once tmux takes it
+        copied = wait_for(tmux.buffer, timeout=DEADLINE_S, what="the copy in tmux's buffer")
+        assert copied == "x" * CLIPBOARD_MAX_BYTES
     finally:
         tmux.close()
 

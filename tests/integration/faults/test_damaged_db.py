@@ -5,7 +5,6 @@ and the log says how many were salvaged of how many (``pywats.salvage``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ from tests.integration.harness import Instance, ReceiverProcess, running, stop, 
 from tests.test_salvage import stamp, table_pages
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def test_a_damaged_queue_is_salvaged_and_its_reports_uploaded(

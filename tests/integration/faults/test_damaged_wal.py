@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ import pytest
 from tests.integration.harness import Instance, ReceiverProcess, running, stop, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def test_reports_lost_with_a_cut_wal_are_recovered_from_the_done_folder(

@@ -60,15 +60,6 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def statuses(inst: Instance) -> list[str]:
     return [f["STATUS"] for _, f in inst.notify.snapshot() if "STATUS" in f]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,15 +39,6 @@ GOOD_NAMES = [
     b"y" * 250 + b".json",  # 255 bytes
 ]
 CORRUPT_NAME = b"broken-\xe9.json"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def put(folder: Path, raw: bytes, data: bytes) -> None:

@@ -10,7 +10,6 @@ each report twice under the same id (overwrites), not a second set of ids.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "equipment" / "spea"
 SAMPLE_FILE = SAMPLE / "testdata_SN9871234012.csv"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def _spea_instance(root: Path, url: str) -> Instance:

@@ -14,7 +14,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.slow
 
 FILES = 30
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
-    proc = ReceiverProcess(tmp_path / "receiver.db")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def watching(inst: Instance, folder: Path) -> None:
