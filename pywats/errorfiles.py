@@ -46,7 +46,7 @@ from pywats.errors import PywatsError
 from pywats.pipeline.steps import companions_quietly
 
 # The folder halves of a group's move are the post-actions' (one copy of each rule).
-from pywats.postaction import SIDECAR_SUFFIX, _copy_tree_to_temp, _remove_tree, fsync_dir
+from pywats.postaction import SIDECAR_SUFFIX, copy_tree_to_temp, fsync_dir, remove_tree
 
 if TYPE_CHECKING:
     from pywats.pipeline.folders import FolderConfig
@@ -384,7 +384,7 @@ def _staging_name(target: Path) -> Path:
 
 def _remove(path: Path, *, is_dir: bool) -> None:
     if is_dir:
-        _remove_tree(path)
+        remove_tree(path)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -427,7 +427,7 @@ def _move_companion(source: Path, target: Path) -> _Moved:
             errno.EXDEV, "a special file cannot be copied to another file system", str(source)
         )
     if is_dir:
-        staged = _copy_tree_to_temp(source, target.parent)
+        staged = copy_tree_to_temp(source, target.parent)
     else:
         staged = _staging_name(target)
         _remove(staged, is_dir=False)  # left by a restore that crashed: ours

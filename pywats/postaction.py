@@ -66,6 +66,7 @@ __all__ = [
     "TooBig",
     "companion_name",
     "companion_state",
+    "copy_tree_to_temp",
     "delete_file",
     "delete_group",
     "ensure_dir",
@@ -79,6 +80,7 @@ __all__ = [
     "read_source",
     "reject_file",
     "reject_group",
+    "remove_tree",
 ]
 
 SIDECAR_SUFFIX = ".error.txt"
@@ -776,7 +778,7 @@ def _rename_no_clobber(source: Path, target: Path) -> None:
             raise
 
 
-def _copy_tree_to_temp(source: Path, directory: Path) -> Path:
+def copy_tree_to_temp(source: Path, directory: Path) -> Path:
     """A durable copy of folder ``source`` under a hidden temporary name in ``directory``."""
     temp = directory / _temp_name(source.name)
     try:
@@ -810,7 +812,7 @@ def _copy_tree_to_temp(source: Path, directory: Path) -> Path:
     return temp
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove folder ``path``: first renamed to a hidden name, so a removal cut short by a
     crash leaves a hidden folder (never taken), not a half folder under its real name."""
     hidden = path.with_name(f".{filenames.fit(path.name, 1 + len(_GONE_SUFFIX))}{_GONE_SUFFIX}")
@@ -861,7 +863,7 @@ def _move_companion(source: Path, directory: Path, name: str) -> _MovedCompanion
             except OSError as exc:
                 if exc.errno == errno.EXDEV and staged is None:
                     if is_dir:
-                        staged = _copy_tree_to_temp(source, directory)
+                        staged = copy_tree_to_temp(source, directory)
                     else:
                         staged = _copy_to_temp(source, directory)
                     continue
@@ -885,7 +887,7 @@ def _finish_companions(moved: Sequence[_MovedCompanion]) -> None:
         if item.original is None:
             continue
         if item.is_dir:
-            _remove_tree(item.original)
+            remove_tree(item.original)
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(item.original)
@@ -1002,7 +1004,7 @@ def delete_group(
         except FileNotFoundError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            _remove_tree(path)
+            remove_tree(path)
         else:
             os.unlink(path)
     fsync_dir(folder)
