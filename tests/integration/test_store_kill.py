@@ -19,8 +19,11 @@ import apsw
 import pytest
 import trio
 
+from tests.conftest import LONG_TESTS
+
 WRITER = Path(__file__).with_name("store_writer.py")
-ROUNDS = 60
+ROUNDS = 300 if LONG_TESTS else 30
+"""Kills: 30 by default (the suite's ten minutes), 300 with ``PYWATS_LONG=1``."""
 
 
 async def run_and_kill(db: Path, seed: int, delay_s: float, stderr_path: Path) -> list[str]:
@@ -80,7 +83,7 @@ async def test_sigkill_never_loses_an_acknowledged_report(tmp_path: Path) -> Non
     rng = random.Random(20240501)
     acknowledged: set[str] = set()
     rows = 0
-    with trio.fail_after(55):
+    with trio.fail_after(ROUNDS * 0.9 + 10):
         for round_no in range(ROUNDS):
             ids = await run_and_kill(
                 db, seed=round_no, delay_s=rng.uniform(0.02, 0.15), stderr_path=tmp_path / "err"

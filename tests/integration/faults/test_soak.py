@@ -18,11 +18,11 @@ from tests.integration.harness import Instance, running, stop
 
 pytestmark = pytest.mark.slow
 
-DURATION_S = float(os.environ.get("PYWATS_SOAK_S", "3600")) if LONG_TESTS else 12.0
+DURATION_S = float(os.environ.get("PYWATS_SOAK_S", "3600")) if LONG_TESTS else 8.0
 RATE = 5.0 if LONG_TESTS else 20.0
 """Files per second."""
-OUTAGE_EVERY_S = 600.0 if LONG_TESTS else 6.0
-OUTAGE_S = 60.0 if LONG_TESTS else 2.0
+OUTAGE_EVERY_S = 600.0 if LONG_TESTS else 4.0
+OUTAGE_S = 60.0 if LONG_TESTS else 1.5
 
 
 def test_soak_keeps_memory_and_descriptors_flat(tmp_path: Path) -> None:
