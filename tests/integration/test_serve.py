@@ -4,7 +4,6 @@ safety under kill -9, graceful stop, one process per instance, isolation, bad co
 
 from __future__ import annotations
 
-import random
 import signal
 import time
 from pathlib import Path
@@ -88,38 +87,6 @@ def test_a_bad_file_goes_to_the_error_folder_and_the_rest_flow(
     sidecar = (inst.error / "broken.json.error.txt").read_text()
     assert "wsjf" in sidecar
     assert "not valid JSON" in sidecar
-
-
-def test_kill_9_loop_loses_nothing_and_queues_nothing_twice(
-    tmp_path: Path, receiver: ReceiverProcess
-) -> None:
-    rounds = 20
-    inst = Instance(tmp_path, "ict", server_url=receiver.url, workers=5)
-    rng = random.Random(20261125)
-    ids: dict[str, str] = {}
-    kills_in_flight = 0
-    for round_no in range(rounds):
-        ids.update(inst.drop(10, start=round_no * 10))
-        with running(inst.serve()) as proc:
-            # Kill at a random moment: during start-up, conversion, upload or idle.
-            time.sleep(rng.uniform(0.05, 1.2))
-            proc.kill()
-            proc.wait(timeout=10)
-            kills_in_flight += 1
-    with running(inst.serve()) as proc:
-        inst.wait_ready()
-        wait_for(lambda: all_received(receiver, set(ids)), timeout=90, what="every report")
-        wait_for(lambda: not inst.files_left(), timeout=30, what="the watch folder to empty")
-        wait_for(lambda: inst.queue_counts()["done"] == len(ids), timeout=30, what="all rows done")
-        assert stop(proc) == 0
-    counts = inst.queue_counts()
-    # Nothing lost: every report made it; nothing queued twice: one row per source file.
-    assert receiver.ids() == set(ids)
-    assert sum(counts.values()) == len(ids) == rounds * 10
-    assert counts["done"] == len(ids)
-    assert sorted(p.name for p in inst.done.iterdir()) == sorted(ids.values())
-    # Duplicates at the receiver only for uploads in flight at a kill (at most the workers).
-    assert receiver.stats()["duplicates"] <= kills_in_flight * 5
 
 
 def test_sigterm_during_a_burst_exits_cleanly_and_a_restart_drains_the_rest(
