@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import platform
@@ -58,29 +59,21 @@ DATA = ROOT / "tests" / "data"
 EQUIPMENT = DATA / "equipment"
 MiB = 1024 * 1024
 
-FORMATS = (
-    "wsjf",
-    "wsxf",
-    "wstf",
-    "csv",
-    "atml",
-    "teststand-xml",
-    "i3070",
-    "teradyne-gr228x",
-    "teradyne-spectrum",
-    "spea",
-    "xjtag",
-    "klippel",
-)
 
-CSV_ARGUMENTS: dict[str, Any] = {
-    "columns": {"sn": "Serial", "start": "Date", "operator": "Operator"},
-    "constants": {"pn": "PCBA-100", "rev": "A"},
-    "steps": [
-        {"valueColumn": "VCC", "lowColumn": "VCC_min", "highColumn": "VCC_max", "unit": "V"},
-        {"valueColumn": "Idle", "name": "Idle current", "high": 0.5, "unit": "A"},
-    ],
-}
+def _convert_bench() -> Any:
+    # bench/ is not a package: load bench/convert.py by its path, for the one list of
+    # formats and the one csv configuration both benchmarks use.
+    spec = importlib.util.spec_from_file_location("bench_convert", ROOT / "bench" / "convert.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_CONVERT = _convert_bench()
+FORMATS: tuple[str, ...] = _CONVERT.FORMATS
+CSV_ARGUMENTS: dict[str, Any] = _CONVERT.CSV_ARGUMENTS
 
 
 # --- The child: one file, one fresh process ---------------------------------------------
