@@ -31,6 +31,7 @@ import pytest
 import trio
 import trio.testing
 
+from pywats.errors import StoreError
 from pywats.events import (
     ComponentStatus,
     EventHub,
@@ -891,3 +892,38 @@ async def test_the_token_is_never_logged_or_shown(
         assert all(secret not in text for text in shown)
         assert all(secret not in repr(status) for status in statuses)
         assert all(secret not in (row.last_error or "") for row in rows)
+
+
+async def test_a_failing_queue_is_one_error_line_and_one_line_when_it_works_again(
+    store: Store, autojump: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database fails five claims in a row (a real error from the store's own call,
+    # raised in its place), then works: the log says so once each way, not once per try.
+    reports = await enqueue(store, 2)
+    real = store.finish_and_claim
+    failures = 0
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failures
+        if failures < 5:
+            failures += 1
+            raise StoreError("queue database error: disk I/O error")
+        return await real(*args, **kwargs)
+
+    store.finish_and_claim = failing  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG, "pywats.uploader")
+    async with (
+        receiving() as receiver,
+        uploading(store, config(f"http://127.0.0.1:{receiver.port}")) as uploader,
+    ):
+        await until(uploader, lambda s: s.uploaded == 2)
+    lines = [
+        (r.levelno, r.getMessage()) for r in caplog.records if "queue database" in r.getMessage()
+    ]
+    errors = [text for level, text in lines if level == logging.ERROR]
+    assert len(errors) == 1, lines
+    assert sum(1 for level, _ in lines if level == logging.DEBUG) == 4
+    assert [text for level, text in lines if level == logging.INFO] == [
+        "the queue database works again (after 5 failed tries)"
+    ]
+    assert receiver.stats().unique == len(reports)

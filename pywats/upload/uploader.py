@@ -616,8 +616,10 @@ class Uploader:
                     base_s=defaults.STORE_RETRY_FIRST_S,
                     cap_s=defaults.STORE_RETRY_MAX_S,
                 )
-                # A full disk is told once, by the store; each try here is detail.
-                level = logging.DEBUG if store.disk_full.active else logging.ERROR
+                # One ERROR when the trouble starts, then detail (a try every 2 s would
+                # fill the log); a full disk is told by the store itself.
+                first = store_failures == 1 and not store.disk_full.active
+                level = logging.ERROR if first else logging.DEBUG
                 log.log(level, "queue database error (%s); trying again in %.1f s", exc, wait)
                 # A write that works again (a converter's commit) bumps the generation
                 # and ends the wait at once.
@@ -625,6 +627,8 @@ class Uploader:
                     wait, functools.partial(store.wait_enqueued, seen), since=mark
                 )
                 continue
+            if store_failures:
+                log.info("the queue database works again (after %d failed tries)", store_failures)
             store_failures = 0
             trial = isinstance(decision, UploadNow) and decision.trial
             for claim in claims:
