@@ -1016,7 +1016,7 @@ async def test_a_file_rewritten_during_conversion_is_converted_again(
 async def test_a_locked_database_is_retried_and_the_file_waits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pywats.pipeline")
+    caplog.set_level(logging.DEBUG, logger="pywats.pipeline")
     db = tmp_path / "state" / "queue.db"
     folder = make_folder(tmp_path)
     async with await Store.open(db, busy_timeout_ms=50) as store:
@@ -1039,6 +1039,11 @@ async def test_a_locked_database_is_retried_and_the_file_waits(
             other.close()
         assert len(await queued(store)) == 1
     assert names(folder.done_dir) == ["a.json"]
+    # One ERROR when the trouble started, the tries after it as detail, one line at the end.
+    tries = [r for r in caplog.records if "cannot queue the reports of" in r.getMessage()]
+    assert [r.levelno for r in tries][:2] == [logging.ERROR, logging.DEBUG]
+    assert sum(r.levelno == logging.ERROR for r in tries) == 1
+    assert any("worked after" in r.getMessage() for r in caplog.records)
 
 
 # -- plugins, configuration, logs ---------------------------------------------------------

@@ -491,13 +491,17 @@ class Conversion:
         ``_GAVE_UP`` returned.
         """
         delay = self._retry_first_s
+        tries = 0
         while True:
             seen = self._store.generation
             try:
-                return await call()
+                result = await call()
             except StoreError as exc:
-                # A full disk is told once (pywats.diskfull); each try is detail then.
-                level = logging.DEBUG if is_disk_full(exc) else logging.ERROR
+                tries += 1
+                # One ERROR when the trouble starts, then detail: a try every 2 s would
+                # fill the log. A full disk is told once, by pywats.diskfull.
+                first = tries == 1 and not is_disk_full(exc)
+                level = logging.ERROR if first else logging.DEBUG
                 log.log(
                     level,
                     "%s: %s %s%s: %s; trying again in %g s (the file stays where it is)",
@@ -508,6 +512,17 @@ class Conversion:
                     exc,
                     delay,
                 )
+            else:
+                if tries:
+                    log.info(
+                        "%s: %s %s%s worked after %d failed tries",
+                        _entries(jobs),
+                        doing,
+                        _files(jobs),
+                        f" {where}" if where else "",
+                        tries,
+                    )
+                return result
             await self._pause(delay, seen)
             if self._stop.stopping:
                 for job in jobs:
