@@ -35,6 +35,7 @@ from pywats.converters.wstf import WstfConverter
 from pywats.errors import ConversionError
 from pywats.events import FileOutcome, FileProcessed, FileRejected
 from pywats.pipeline import FolderConfig, PostAction
+from pywats.pipeline.budget import factor_of
 from pywats.pipeline.steps import read_companions_now
 from pywats.report import Report
 from pywats.store import NewReport, SourceFile, Store
@@ -890,3 +891,26 @@ def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
             assert visible(error_dir) == {}
             break
     assert kill_at > 4  # each of its steps was cut once, and then it ran through
+
+
+async def test_a_units_folder_counts_in_its_memory_cost(tmp_path: Path, store: Store) -> None:
+    # The header is a few KB; its result folder is what the converter reads most of. A
+    # budget the header alone fits but the unit does not sends it to the error folder,
+    # folder and all, saying what it needs; a budget for the whole unit converts it.
+    unit = sum(len(data) for data in original().values())
+    factor = factor_of(KlippelConverter())
+    header = len((DATA / HEADER).read_bytes())
+    too_small = int(factor * (header + unit) / 2)
+    assert factor * header < too_small
+    for budget, outcome in ((too_small, "rejected"), (int(factor * unit) + 1, "converted")):
+        folder = klippel_folder(tmp_path / outcome)
+        with trio.fail_after(30):
+            async with running(store, folder, memory_budget_bytes=budget) as (_, files):
+                await trio.to_thread.run_sync(put_unit, folder.watch)
+                await files.wait(1, "the unit")
+        assert files.kinds() == {HEADER: outcome}
+        if outcome == "rejected":
+            [event] = files.of(HEADER)
+            assert isinstance(event, FileRejected)
+            assert "conversion memory budget" in event.reason
+            assert FOLDER in names(folder.error_dir)  # the folder went with its header

@@ -44,7 +44,7 @@ FACTORS: dict[str, float] = {
     "pywats.converters.xjtag:XjtagConverter": 16.0,
     "pywats.converters.atml:AtmlConverter": 16.0,
     "pywats.converters.teststand_xml:TestStandXmlConverter": 16.0,
-    "pywats.converters.klippel:KlippelConverter": 40.0,
+    "pywats.converters.klippel:KlippelConverter": 10.0,  # of the header and its folder
     "pywats.converters.teradyne_gr228x:GR228XConverter": 34.0,
     "pywats.converters.teradyne_spectrum:SpectrumConverter": 26.0,
     "pywats.converters.i3070:I3070Converter": 34.0,

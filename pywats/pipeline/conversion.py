@@ -44,7 +44,7 @@ from pywats.converters.base import ConversionContext, StationDefaults
 from pywats.diskfull import is_disk_full
 from pywats.errors import NotFoundError, StoreError
 from pywats.pipeline import budget, steps
-from pywats.pipeline.memory import Hold, MemoryGate, sigs
+from pywats.pipeline.memory import Hold, MemoryGate, measure
 from pywats.pipeline.outcomes import (
     Converted,
     Duplicate,
@@ -196,10 +196,15 @@ class Conversion:
                 for job in jobs:
                     self._outcomes.record(job, STOPPED)
                 return
-            found = await trio.to_thread.run_sync(
-                sigs, [job.path for job in jobs], abandon_on_cancel=True
+            looked = await trio.to_thread.run_sync(
+                measure,
+                [(job.path, job.entry.config.converter) for job in jobs],
+                abandon_on_cancel=True,
             )
-            costs = [self._cost(job, sig) for job, sig in zip(jobs, found, strict=True)]
+            found = [sig for sig, _ in looked]
+            costs = [
+                self._cost(job, sig, extra) for job, (sig, extra) in zip(jobs, looked, strict=True)
+            ]
             # A file that can never fit costs nothing here: it is not read.
             needs = [cost if self._memory.fits(cost) else 0 for cost in costs]
             sizes = [sig.size if sig is not None else 0 for sig in found]
@@ -239,12 +244,13 @@ class Conversion:
             )
         return await self._memory.take(cost, len(jobs))
 
-    def _cost(self, job: Job, sig: postaction.FileSig | None) -> int:
-        """The estimated memory cost of converting ``job``'s file; 0 when it will not be
-        read (gone, or more than ``max_file_bytes``: reading it says so)."""
+    def _cost(self, job: Job, sig: postaction.FileSig | None, companions: int = 0) -> int:
+        """The estimated memory cost of converting ``job``'s file with its ``companions``
+        bytes; 0 when it will not be read (gone, or more than ``max_file_bytes``: reading
+        it says so)."""
         if sig is None or sig.size > job.entry.config.max_file_bytes:
             return 0
-        return budget.estimate(job.entry.config.converter, sig.size)
+        return budget.estimate(job.entry.config.converter, sig.size + companions)
 
     async def _chunk(self, chunk: list[Job], to_read: list[Job]) -> list[Job]:
         """Read, convert, queue and file the files of one chunk (``to_read`` are those

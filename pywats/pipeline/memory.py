@@ -8,12 +8,16 @@ release grants it, and every wait ends at once when the pipeline stops
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 
 from pywats import postaction
+from pywats.converters.base import Converter
+from pywats.pipeline import steps
 from pywats.pipeline.budget import Granted, Ledger, Never, Wait
 
 __all__ = ["Hold", "MemoryGate", "sigs"]
@@ -133,3 +137,40 @@ def sigs(paths: Sequence[Path]) -> list[postaction.FileSig | None]:
         except OSError:
             out.append(None)
     return out
+
+
+def measure(jobs: Sequence[tuple[Path, Converter]]) -> list[tuple[postaction.FileSig | None, int]]:
+    """Each file's signature (see :func:`sigs`) and the bytes of the companions its
+    converter names for it (a Klippel header's result folder: every regular file in it),
+    which are converted with it and so count in its cost. Run in a thread."""
+    out: list[tuple[postaction.FileSig | None, int]] = []
+    for (path, converter), sig in zip(jobs, sigs([path for path, _ in jobs]), strict=True):
+        extra = 0
+        if sig is not None:
+            for name in steps.companions_quietly(converter, path):
+                extra += _bytes_under(path.parent / name)
+        out.append((sig, extra))
+    return out
+
+
+def _bytes_under(path: Path) -> int:
+    """The bytes of a regular file, or of every regular file under a folder (symlinks not
+    followed); 0 for what is missing or cannot be looked at."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return 0
+    if stat.S_ISREG(info.st_mode):
+        return info.st_size
+    if not stat.S_ISDIR(info.st_mode):
+        return 0
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                found = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(found.st_mode):
+                total += found.st_size
+    return total
