@@ -39,10 +39,11 @@ from pywats.converters.helpers import (
     parse_float,
     start_fields,
     station_time,
+    validated,
 )
 from pywats.converters.sniffing import xml_root
 from pywats.converters.xmlread import XmlReadError, describe_tag, parse_xml
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -56,7 +57,6 @@ from pywats.report.model import (
     StringMeasurement,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
@@ -199,11 +199,9 @@ class AtmlConverter:
         for index, (where, element) in enumerate(units):
             try:
                 report = _Unit(dialect, args, context, where).read(element, ids(index))
-                reports.append(validate(report))
+                reports.append(validated(self.name, where, report))
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{where}: {exc}", path=exc.path) from exc
         return reports
 
 

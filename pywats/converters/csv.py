@@ -53,7 +53,7 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source, key_path
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_auto,
     encode_limits,
     now,
@@ -276,10 +276,7 @@ class CsvArguments:
         if self.decimal == self.delimiter:
             raise ArgumentError("decimal", "must differ from the delimiter")
         if self.encoding != AUTO_ENCODING:
-            try:
-                check_encoding(self.encoding)
-            except ValueError as exc:
-                raise ArgumentError("encoding", str(exc)) from None
+            check_encoding_argument(self.encoding)
         if self.skipLines < 0:
             raise ArgumentError("skipLines", "must be 0 or more")
         if self.startFormat != "iso":

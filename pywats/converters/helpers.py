@@ -14,7 +14,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from pywats.converters.base import ArgumentError
+from pywats.errors import ConversionError, ReportValidationError
 from pywats.report.codes import CompOp, Result, Status
+from pywats.report.model import Report
+from pywats.report.validate import validate
 
 #: How bad a status is, for rolling child statuses up into a sequence's and a report's.
 _SEVERITY = {
@@ -272,6 +276,28 @@ def check_encoding(name: str) -> None:
     # codecs also knows bytes-to-bytes codecs (base64, zlib); they cannot decode text.
     if not getattr(info, "_is_text_encoding", True):
         raise ValueError(f"{name!r} is not a text encoding")
+
+
+def check_encoding_argument(encoding: str | None) -> None:
+    """For a converter's ``Arguments``: ArgumentError at ``encoding`` unless it is None
+    (the converter's own choice) or a text encoding (:func:`check_encoding`)."""
+    if encoding is None:
+        return
+    try:
+        check_encoding(encoding)
+    except ValueError as exc:
+        raise ArgumentError("encoding", str(exc)) from None
+
+
+def validated(converter: str, where: str, report: Report) -> Report:
+    """``report`` checked (:func:`~pywats.report.validate.validate`) with ``where`` (the
+    unit's place in the file: "UUT 2 (line 40)") put before a broken rule, as one
+    :class:`~pywats.errors.ConversionError` of ``converter``."""
+    try:
+        return validate(report)
+    except ReportValidationError as exc:
+        reason = f"{where}: {exc}" if where else str(exc)
+        raise ConversionError(converter, reason, path=exc.path) from exc
 
 
 def decode_text(data: bytes, encoding: str) -> str:

@@ -40,15 +40,16 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_auto,
     parse_float,
     parse_int,
     start_fields,
     station_time,
+    validated,
 )
 from pywats.converters.sniffing import head_text
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -59,7 +60,6 @@ from pywats.report.model import (
     Step,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 ResultLetter = Literal["P", "F", "E", "T"]
 
@@ -95,11 +95,7 @@ class I3070Arguments:
     statusResults: dict[str, ResultLetter] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        if self.encoding is not None:
-            try:
-                check_encoding(self.encoding)
-            except ValueError as exc:
-                raise ArgumentError("encoding", str(exc)) from None
+        check_encoding_argument(self.encoding)
         if not 0 <= self.operationTypeCode < 2**31:
             raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
         if not 1 <= len(self.partRevision) <= 100:
@@ -834,11 +830,11 @@ class I3070Converter:
         for index, board in enumerate(boards, 1):
             where = f"board {index} (BTEST at line {board.btest.line})"
             try:
-                reports.append(validate(_report(board, args, context, ids(index - 1))))
+                reports.append(
+                    validated(self.name, where, _report(board, args, context, ids(index - 1)))
+                )
             except _ParseError as exc:
                 raise ConversionError(self.name, _one_line(str(exc))) from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{where}: {exc}", path=exc.path) from exc
         return reports
 
 

@@ -40,7 +40,7 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_auto,
     encode_limits,
     now,
@@ -116,15 +116,6 @@ _SNIFF_KEY = re.compile(r"^((?:Cfg|Ctrl|Results)_[A-Za-z]\w*)=", re.MULTILINE)
 _NO_VALUE = frozenset({"", "-", "nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity"})
 
 
-def _check_encoding(encoding: str | None) -> None:
-    if encoding is None:
-        return
-    try:
-        check_encoding(encoding)
-    except ValueError as exc:
-        raise ArgumentError("encoding", str(exc)) from None
-
-
 @attrs.frozen
 class KlippelArguments:
     """Arguments of the ``klippel`` converter (names as in Virinco's Klippel converter).
@@ -147,7 +138,7 @@ class KlippelArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _check_encoding(self.encoding)
+        check_encoding_argument(self.encoding)
         for key, value, most in (
             ("partNumber", self.partNumber, 100),
             ("partRevision", self.partRevision, 100),

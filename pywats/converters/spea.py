@@ -39,14 +39,15 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_auto,
     parse_status,
     start_fields,
     station_time,
+    validated,
     worst_status,
 )
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -56,7 +57,6 @@ from pywats.report.model import (
     Step,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 #: SPEA writes this magnitude for "no limit" on one side (``-1e10`` low, ``+1e10`` high).
 NO_LIMIT = 1e10
@@ -109,15 +109,6 @@ _BOM = b"\xef\xbb\xbf"
 _PASSED_BOOLEAN = (BooleanMeasurement(status=Status.PASSED),)
 
 
-def _check_encoding(name: str | None) -> None:
-    if name is None:
-        return
-    try:
-        check_encoding(name)
-    except ValueError as exc:
-        raise ArgumentError("encoding", str(exc)) from None
-
-
 @attrs.frozen
 class SpeaArguments:
     """Arguments of the ``spea`` converter."""
@@ -135,7 +126,7 @@ class SpeaArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _check_encoding(self.encoding)
+        check_encoding_argument(self.encoding)
         if not 0 <= self.operationTypeCode < 2**31:
             raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
         if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
@@ -251,11 +242,11 @@ class SpeaConverter:
         for index, run in enumerate(runs, 1):
             where = f"run {index} (line {run.line})"
             try:
-                reports.append(validate(_build_report(run, args, context, ids(index - 1))))
+                reports.append(
+                    validated(self.name, where, _build_report(run, args, context, ids(index - 1)))
+                )
             except _ParseError as exc:
                 raise ConversionError(self.name, f"{where}, {exc}") from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{where}: {exc}", path=exc.path) from exc
         return reports
 
 

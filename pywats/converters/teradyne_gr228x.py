@@ -36,14 +36,15 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_auto,
     start_fields,
     station_time,
+    validated,
     worst_status,
 )
 from pywats.converters.sniffing import head_text
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -54,7 +55,6 @@ from pywats.report.model import (
     Step,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 
 @attrs.frozen
@@ -73,11 +73,7 @@ class GR228XArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.encoding is not None:
-            try:
-                check_encoding(self.encoding)
-            except ValueError as exc:
-                raise ArgumentError("encoding", str(exc)) from None
+        check_encoding_argument(self.encoding)
         if not 0 <= self.operationTypeCode < 2**31:
             raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
         if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
@@ -282,11 +278,11 @@ class GR228XConverter:
         for index, uut in enumerate(uuts, 1):
             where = f"UUT {index} (line {uut.line})"
             try:
-                reports.append(validate(_report(uut, args, context, source, ids(index - 1))))
+                reports.append(
+                    validated(self.name, where, _report(uut, args, context, source, ids(index - 1)))
+                )
             except _ParseError as exc:
                 raise ConversionError(self.name, _one_line(f"{where}, {exc}")) from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{where}: {exc}", path=exc.path) from exc
         return reports
 
 

@@ -48,10 +48,10 @@ from pywats.converters.atml import (
     with_notes,
 )
 from pywats.converters.base import ArgumentError, ConversionContext, Source
-from pywats.converters.helpers import ReportIds, start_fields, station_time
+from pywats.converters.helpers import ReportIds, start_fields, station_time, validated
 from pywats.converters.sniffing import head_text, xml_root
 from pywats.converters.xmlread import XmlReadError, describe_tag, parse_xml
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -67,7 +67,7 @@ from pywats.report.model import (
     SubUnit,
     UUTInfo,
 )
-from pywats.report.validate import is_guid, validate
+from pywats.report.validate import is_guid
 
 #: Deeper step nesting than this is refused (see atml.MAX_DEPTH).
 MAX_DEPTH = 100
@@ -184,11 +184,9 @@ class TestStandXmlConverter:
             try:
                 unit = _Unit(args, context, where)
                 made = unit.read(container, info, verdict, partial(ids, index))
-                reports.append(validate(made))
+                reports.append(validated(self.name, where, made))
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{where}: {exc}", path=exc.path) from exc
         return reports
 
 

@@ -32,7 +32,7 @@ import attrs
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding,
+    check_encoding_argument,
     decode_text,
     encode_limits,
     now,
@@ -42,10 +42,11 @@ from pywats.converters.helpers import (
     parse_status,
     result_of,
     start_fields,
+    validated,
     worst_status,
 )
 from pywats.converters.sniffing import head_text
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -58,7 +59,6 @@ from pywats.report.model import (
     SubUnit,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 HEADER_START = "--Header-Start--"
 STEP_DATA_START = "--Step-Data-Start--"
@@ -90,13 +90,6 @@ _TRUE = frozenset({"true", "1", "pass", "passed", "p", "yes", "ok"})
 _FALSE = frozenset({"false", "0", "fail", "failed", "f", "no", "ng"})
 
 
-def _check_encoding(name: str) -> None:
-    try:
-        check_encoding(name)
-    except ValueError as exc:
-        raise ArgumentError("encoding", str(exc)) from None
-
-
 @attrs.frozen
 class WstfArguments:
     """Arguments of the ``wstf`` converter (names as in Virinco's WSTF converter)."""
@@ -113,7 +106,7 @@ class WstfArguments:
     encoding: str = "utf-8"
 
     def __attrs_post_init__(self) -> None:
-        _check_encoding(self.encoding)
+        check_encoding_argument(self.encoding)
         if not 0 <= self.operationTypeCode < 2**31:
             raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
         if not 1 <= len(self.sequenceName) <= 200:
@@ -274,13 +267,9 @@ class WstfConverter:
             where = f"UUT {index} (line {uut.start_line})" if len(uuts) > 1 else ""
             try:
                 report = _build_report(uut, args, context, ids(index - 1))
-                reports.append(validate(report))
+                reports.append(validated(self.name, where, report))
             except _ParseError as exc:
                 raise ConversionError(self.name, f"{where}, {exc}" if where else str(exc)) from None
-            except ReportValidationError as exc:
-                raise ConversionError(
-                    self.name, f"{where}: {exc}" if where else str(exc), path=exc.path
-                ) from exc
         return reports
 
 

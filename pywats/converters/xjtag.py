@@ -49,9 +49,10 @@ from pywats.converters.helpers import (
     parse_status,
     start_fields,
     station_time,
+    validated,
     worst_status,
 )
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import ReportType, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -61,7 +62,6 @@ from pywats.report.model import (
     Step,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 #: At most this many members in an archive (real logs hold 2 per run plus a few).
 MAX_MEMBERS = 10_000
@@ -686,10 +686,12 @@ class XjtagConverter:
             member, data = archive.runs[number]
             try:
                 reports.append(
-                    validate(_build_report(member, data, info, args, context, ids(index)))
+                    validated(
+                        self.name,
+                        member,
+                        _build_report(member, data, info, args, context, ids(index)),
+                    )
                 )
             except _Bad as exc:
                 raise ConversionError(self.name, str(exc)) from None
-            except ReportValidationError as exc:
-                raise ConversionError(self.name, f"{member}: {exc}", path=exc.path) from exc
         return reports
