@@ -379,6 +379,27 @@ async def test_a_second_unit_of_the_same_name_is_numbered_with_its_folder(
 
 # --- Filing a group: every step of a move killed, then the move done again ----------------
 
+_KILL_AT_CALL = """
+calls = 0
+
+
+def counted(function):
+    def wrapper(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os._exit(137)  # as abrupt as kill -9: no cleanup, no flush
+        return function(*args, **kwargs)
+    return wrapper
+
+
+for fname in ("link", "rename", "unlink", "rmdir", "mkdir", "fsync", "symlink", "utime"):
+    setattr(os, fname, counted(getattr(os, fname)))
+shutil.copyfileobj = counted(shutil.copyfileobj)
+"""
+"""Both killer scripts' start: every file-system call counted, the ``kill_at``-th ends
+the process as abruptly as kill -9."""
+
 _KILLER = textwrap.dedent(
     """
     import os, shutil, sys
@@ -389,20 +410,7 @@ _KILLER = textwrap.dedent(
     kill_at = int(sys.argv[1])
     mode, source, target = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
     companions = sys.argv[5:]
-    calls = 0
-
-    def counted(function):
-        def wrapper(*args, **kwargs):
-            global calls
-            calls += 1
-            if calls == kill_at:
-                os._exit(137)  # as abrupt as kill -9: no cleanup, no flush
-            return function(*args, **kwargs)
-        return wrapper
-
-    for name in ("link", "rename", "unlink", "rmdir", "mkdir", "fsync", "symlink", "utime"):
-        setattr(os, name, counted(getattr(os, name)))
-    shutil.copyfileobj = counted(shutil.copyfileobj)
+    {kill_at_call}
 
     if mode == "move":
         postaction.move_group(source, target, companions)
@@ -412,7 +420,7 @@ _KILLER = textwrap.dedent(
         postaction.delete_group(source, companions)
     print("finished", calls)
     """
-)
+).replace("{kill_at_call}", _KILL_AT_CALL)
 
 
 @pytest.fixture
@@ -808,20 +816,7 @@ _RESTORE_KILLER = textwrap.dedent(
 
     kill_at = int(sys.argv[1])
     error_dir, watch, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
-    calls = 0
-
-    def counted(function):
-        def wrapper(*args, **kwargs):
-            global calls
-            calls += 1
-            if calls == kill_at:
-                os._exit(137)  # as abrupt as kill -9: no cleanup, no flush
-            return function(*args, **kwargs)
-        return wrapper
-
-    for fname in ("link", "rename", "unlink", "rmdir", "mkdir", "fsync", "symlink", "utime"):
-        setattr(os, fname, counted(getattr(os, fname)))
-    shutil.copyfileobj = counted(shutil.copyfileobj)
+    {kill_at_call}
     errorfiles._rename_noreplace = counted(errorfiles._rename_noreplace)
 
     def klippel(path):
@@ -830,7 +825,7 @@ _RESTORE_KILLER = textwrap.dedent(
     errorfiles.restore_error_file(error_dir, watch, name, companions=klippel)
     print("finished", calls)
     """
-)
+).replace("{kill_at_call}", _KILL_AT_CALL)
 
 
 @pytest.mark.parametrize("where", ["same file system", "across file systems"])
