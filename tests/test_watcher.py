@@ -110,27 +110,34 @@ async def test_a_writer_in_sessions_gives_one_path_with_settle_after_close(
     tmp_path: Path,
 ) -> None:
     # Open, append, close, five times, 0.1 s apart: every close is an IN_CLOSE_WRITE. By
-    # default the first close sends the file (a fifth of it); settle_after_close waits
-    # until it has not changed for settle_s.
+    # default the first close sends the file (the writer, held after its first session,
+    # is not done when it arrives); settle_after_close waits until it has not changed for
+    # settle_s, and sends the whole file once.
     chunks = [bytes([65 + i]) * 1024 for i in range(5)]
 
-    def write(path: Path) -> None:
-        for chunk in chunks:
+    def write(path: Path, sent: threading.Event | None) -> None:
+        for n, chunk in enumerate(chunks):
             with open(path, "ab") as f:
                 f.write(chunk)
+            if n == 0 and sent is not None:
+                sent.wait(5)  # by default, the watcher sends it now
             time.sleep(0.1)
 
-    for after_close, expected in ((False, chunks[0]), (True, b"".join(chunks))):
+    for after_close in (False, True):
         folder = tmp_path / f"in-{after_close}"
         config = WatchConfig(folder, rescan_s=30, settle_s=0.3, settle_after_close=after_close)
+        sent = None if after_close else threading.Event()
         with trio.fail_after(15):
             async with trio.open_nursery() as nursery:
                 watcher, _, receive = await start_watcher(nursery, config)
-                nursery.start_soon(trio.to_thread.run_sync, write, folder / "result.json")
+                nursery.start_soon(trio.to_thread.run_sync, write, folder / "result.json", sent)
                 path = await receive.receive()
-                assert path.read_bytes()[: len(expected)] == expected
-                if after_close:
-                    assert path.read_bytes() == expected  # the whole file, not a part
+                if sent is not None:
+                    # Sent after the first close, while the writer had four sessions to go.
+                    assert path.read_bytes() == chunks[0]
+                    sent.set()
+                else:
+                    assert path.read_bytes() == b"".join(chunks)  # the whole file, not a part
                     await watcher.release([path])
                     await assert_quiet(receive, 0.5)
                     assert watcher.statistics().files_sent == 1
