@@ -339,7 +339,7 @@ def _database_problem(db_path: Path) -> str | None:
 def _group_problem(group: str | None) -> str | None:
     """Why ``[rpc] allowed_group`` cannot be used, or ``None`` (unset, a gid, or a group
     this machine knows). The same rule as the control socket's, checked before it opens."""
-    if group is None or group.isdigit():
+    if group is None or (group.isascii() and group.isdigit()):
         return None
     try:
         grp.getgrnam(group)

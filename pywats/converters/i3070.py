@@ -71,7 +71,7 @@ NO_LIMIT = 9.999999e99
 
 def _check_status_results(value: Mapping[str, str]) -> None:
     for key in value:
-        if not key.isdigit() or not 0 <= int(key) <= 999:
+        if not (key.isascii() and key.isdigit()) or not 0 <= int(key) <= 999:
             raise ArgumentError(
                 f"statusResults.{key}", "keys are BTEST test status codes (0 to 999)"
             )
@@ -480,7 +480,7 @@ def _stamp(record: _Record, index: int, what: str) -> datetime:
     problem = _ParseError(
         record.line, f"{{@{record.name}}}: {what} {text!r} is not a YYMMDDhhmmss time"
     )
-    if len(text) != 12 or not text.isdigit():
+    if len(text) != 12 or not (text.isascii() and text.isdigit()):
         raise problem
     try:
         year = int(text[0:2])
@@ -895,7 +895,7 @@ def _report(
     rev = batch_field(2) or args.partRevision
     exec_time: float | None = None
     duration = btest.field(4) if btest.reliable() >= 4 else ""
-    if duration.isdigit():
+    if duration.isascii() and duration.isdigit():  # isdigit alone takes "²"
         exec_time = float(int(duration))
     elif btest.reliable() >= 10 and btest.field(10):
         exec_time = max((_stamp(btest, 10, "end time") - start).total_seconds(), 0.0)

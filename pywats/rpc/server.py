@@ -124,7 +124,7 @@ def peer_credentials(sock: Any) -> PeerCredentials:
 def _group_id(name: str | None) -> int | None:
     if name is None:
         return None
-    if name.isdigit():
+    if name.isascii() and name.isdigit():  # isdigit alone takes "²", int() does not
         return int(name)
     try:
         return grp.getgrnam(name).gr_gid

@@ -502,3 +502,15 @@ def test_fuzz_special_characters(sample: bytes, seed: int) -> None:
     for _ in range(rnd.randint(1, 6)):
         data.insert(rnd.randrange(len(data) + 1), rnd.choice(b"{}|~\\\x04\n@"))
     check(bytes(data))
+
+
+def test_a_digit_that_is_not_ascii_is_read_as_no_number_not_a_crash() -> None:
+    # Found by the fuzzing: str.isdigit() is true for "²", which int() refuses.
+    sample = (
+        b"{@BATCH|PCA-3300-02|A|3300|1|Control XT|btest|250314103000||ict02|PCA-3300-02_panel"
+        b"|1.4|PNL-3300|A|\n{@BTEST|PNL0816-1|00|250314103000|000\xc2\xb229|0|all||n|n|"
+        b"250314103029||1|PNL0816-1\n{@BLOCK|1%r11|00\n{@A-RES|0|+4.699000E+03"
+        b"{@LIM3|+4.700000E+03|+4.935000E+03|+4.465000E+03}}\n}\n}}\n"
+    )
+    [report] = convert(sample)  # the duration is unreadable: the end time gives it
+    assert report.sn == "PNL0816-1"
