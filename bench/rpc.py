@@ -2,6 +2,7 @@
 :class:`~pywats.rpc.client.RpcClient` in this one. Prints figures; not a test.
 
     .venv/bin/python bench/rpc.py [--files N] [--seconds S] [--rounds N] [--profile FILE]
+                                  [--only status|stuck|fan-out]
 
 In order, it prints:
 
@@ -120,22 +121,30 @@ class Bench:
         return time.perf_counter() - started
 
 
-async def rate(socket: Path, clients: int, seconds: float, pid: int) -> tuple[float, float]:
-    """``service.status`` round trips per second over ``clients`` connections at once, and
-    the service's CPU milliseconds per call."""
+async def rate(
+    socket: Path, clients: int, seconds: float, pid: int, in_flight: int = 1
+) -> tuple[float, float]:
+    """``service.status`` round trips per second over ``clients`` connections at once, each
+    with ``in_flight`` calls outstanding (tasks sharing the connection, each waiting for
+    its answer before it asks again), and the service's CPU milliseconds per call."""
     calls = 0
     async with trio.open_nursery() as nursery:
         ready = trio.Event()
         deadline = [0.0]
 
-        async def one() -> None:
+        async def caller(client: RpcClient) -> None:
             nonlocal calls
+            await ready.wait()
+            while time.perf_counter() < deadline[0]:
+                await client.call("service.status")
+                calls += 1
+
+        async def one() -> None:
             async with RpcClient(socket, timeout_s=10) as client:
                 await client.call("service.status")  # connected and warm
-                await ready.wait()
-                while time.perf_counter() < deadline[0]:
-                    await client.call("service.status")
-                    calls += 1
+                async with trio.open_nursery() as callers:
+                    for _ in range(in_flight):
+                        callers.start_soon(caller, client)
 
         for _ in range(clients):
             nursery.start_soon(one)
@@ -150,13 +159,14 @@ async def rate(socket: Path, clients: int, seconds: float, pid: int) -> tuple[fl
 async def status_rates(bench: Bench, seconds: float) -> None:
     """Print the status rate from one client and from 10."""
     with trio.fail_after(seconds * 4 + 30):
-        for clients in (1, 10):
+        for clients, in_flight in ((1, 1), (1, 4), (1, 8), (10, 1)):
             own0 = time.process_time()
-            per_s, serve_ms = await rate(bench.socket, clients, seconds, bench.pid)
+            per_s, serve_ms = await rate(bench.socket, clients, seconds, bench.pid, in_flight)
             own_ms = (time.process_time() - own0) * 1000 / max(per_s * seconds, 1)
             target = " (target >= 5,000)" if clients == 1 else ""
             print(
-                f"service.status from {clients} client(s): {per_s:,.0f} calls/s{target};"
+                f"service.status from {clients} client(s), {in_flight} in flight each:"
+                f" {per_s:,.0f} calls/s{target};"
                 f" CPU per call: serve {serve_ms:.3f} ms, clients {own_ms:.3f} ms"
             )
     per_s, serve_us, own_us = await trio.to_thread.run_sync(
@@ -358,6 +368,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate run")
     parser.add_argument("--rounds", type=int, default=3, help="bursts without/with stuck")
     parser.add_argument("--profile", type=Path, help="run the service under cProfile")
+    parser.add_argument(
+        "--only",
+        choices=("status", "stuck", "fan-out"),
+        help="run only this part (default: all three)",
+    )
     parser.add_argument("--subscribers", type=int, help=argparse.SUPPRESS)  # the child
     parser.add_argument("--socket", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -376,9 +391,12 @@ def main() -> int:
             with running(serve(inst, args.profile)) as proc:
                 inst.wait_ready()
                 bench = Bench(inst, receiver, root, proc.pid, args.files)
-                timed("status rates", lambda: trio.run(status_rates, bench, args.seconds))
-                timed("stuck subscriber", lambda: trio.run(stuck_ratio, bench, args.rounds))
-                timed("fan-out", lambda: trio.run(fan_out, bench))
+                if args.only in (None, "status"):
+                    timed("status rates", lambda: trio.run(status_rates, bench, args.seconds))
+                if args.only in (None, "stuck"):
+                    timed("stuck subscriber", lambda: trio.run(stuck_ratio, bench, args.rounds))
+                if args.only in (None, "fan-out"):
+                    timed("fan-out", lambda: trio.run(fan_out, bench))
                 stop(proc, timeout=60)
             inst.notify.close()
         finally:

@@ -14,6 +14,12 @@ connection ends before an answer, :class:`RpcError` for an error answer.
 
 Notifications are buffered (:data:`NOTIFICATION_BUFFER`); when the buffer is full the
 client stops reading, so answers to calls wait behind unread notifications: read them.
+
+Calls that several tasks make at the same moment to methods the service answers from
+memory (:data:`GATHERED`: status polls) leave as one batch message: one frame, one write
+and one answer instead of one of each per call, which on a small machine is most of a
+call's cost. A lone call is sent as it is, without waiting; other methods are never
+gathered, so a poll never waits behind a slow call.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from trio_websocket import (
 )
 
 from pywats.rpc import codec
+from pywats.rpc.api import REGISTRY
 from pywats.rpc.errors import (
     ConnectionLostError,
     PermissionRefusedError,
@@ -42,10 +49,15 @@ from pywats.rpc.errors import (
 )
 from pywats.rpc.server import CLOSE_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, MAX_MESSAGE_SIZE
 
-__all__ = ["NOTIFICATION_BUFFER", "Notifications", "RpcClient"]
+__all__ = ["GATHERED", "NOTIFICATION_BUFFER", "Notifications", "RpcClient"]
 
 NOTIFICATION_BUFFER = 1000
 """Notifications the client holds before it stops reading the socket."""
+
+GATHERED = frozenset(name for name, spec in REGISTRY.methods.items() if spec.inline)
+"""Methods whose concurrent calls share one batch message: those the service answers at
+once from memory (:attr:`~pywats.rpc.methods.MethodSpec.inline`). They only read, so
+sending one twice (after a send that failed half-way) is harmless."""
 
 
 class _EofWatch(trio.abc.HalfCloseableStream):
@@ -131,6 +143,8 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.Event] = {}
         self._answers: dict[int, codec.Response] = {}
+        self._unsent: dict[int, dict[str, Any]] = {}  # gathered calls not yet sent
+        self._gather_lock = trio.Lock()
         self._send_notes, self._receive_notes = trio.open_memory_channel[codec.Notification](
             notification_buffer
         )
@@ -308,8 +322,37 @@ class RpcClient:
             ConnectionLostError: the connection ended, or no answer within ``timeout_s``.
         """
         request_id, done = self._register()
-        await self._send(codec.dumps(codec.request(method, params or None, request_id)))
+        request = codec.request(method, params or None, request_id)
+        if method in GATHERED:
+            await self._send_gathered(request_id, request)
+        else:
+            await self._send(codec.dumps(request))
         return self._result(await self._wait(request_id, done))
+
+    async def _send_gathered(self, request_id: int, request: dict[str, Any]) -> None:
+        """Send ``request`` with every gathered call not sent yet (see the module doc).
+
+        The first caller takes the lock and sends what has gathered by then; a caller
+        whose request went with an earlier one finds it sent and returns.
+        """
+        self._unsent[request_id] = request
+        try:
+            async with self._gather_lock:
+                if request_id not in self._unsent:
+                    return
+                batch = list(self._unsent.values())
+                self._unsent.clear()
+                try:
+                    await self._send(codec.dumps(batch[0] if len(batch) == 1 else batch))
+                except BaseException:
+                    # Perhaps not sent: the other callers' requests go with the next
+                    # sender (this one's caller gets the exception).
+                    self._unsent = {
+                        entry["id"]: entry for entry in batch if entry["id"] != request_id
+                    } | self._unsent
+                    raise
+        finally:
+            self._unsent.pop(request_id, None)
 
     async def notify(self, method: str, /, **params: Any) -> None:
         """Send ``method`` as a notification (no answer comes, not even an error)."""

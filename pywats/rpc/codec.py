@@ -109,8 +109,9 @@ class Encoded:
 def dumps(message: Any) -> str:
     """The compact JSON text of a message (``allow_nan=False``: NaN is not JSON).
 
-    A response whose ``result`` is :class:`Encoded` has that text spliced in; anywhere
-    else an :class:`Encoded` is decoded first (a batch: rare, and not worth a faster way).
+    A response whose ``result`` is :class:`Encoded` has that text spliced in, alone or in
+    a batch; anywhere else an :class:`Encoded` is decoded first (rare, and not worth a
+    faster way).
     A lone surrogate (a file name that is not UTF-8, decoded by :func:`os.fsdecode`) is
     written as its escaped form (:func:`pywats.filenames.escape_text`): no UTF-8 encoder
     would send it, and the connection would break on it.
@@ -118,6 +119,9 @@ def dumps(message: Any) -> str:
     if type(message) is dict and type(message.get("result")) is Encoded:
         head = _dumps({"jsonrpc": "2.0", "id": message["id"]})
         return f'{head[:-1]},"result":{message["result"].text}}}'
+    if type(message) is list and message:
+        # A batch of status polls (RpcClient gathers concurrent ones): each answer spliced.
+        return "[" + ",".join(dumps(entry) for entry in message) + "]"
     return _dumps(message)
 
 
