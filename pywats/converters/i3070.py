@@ -176,9 +176,41 @@ def _can_contain(parent: str, child: str) -> bool:
 
 # --- Tokenizer -------------------------------------------------------------------------------
 
-#: A record's start with its name and its "|" fields up to the character that ends them
-#: (group 1, group 2), or a brace or ASCII 4 (no group).
-_TOKEN = re.compile(r"\{@([^|~\\{}\n\x04]*)([^~\\{}\n\x04]*)|[{}\x04]")
+#: A record's fields: from the "|" after its name, the text up to the character that ends
+#: them (the group: the fields joined by "|").
+_FIELDS = r"\|([^~\\{}\n\x04]*)"
+#: The layout nearly every block has, read in one match instead of one per record and
+#: brace (the tokenizer's main cost is the work per match): ``{@BLOCK|fields`` ending its
+#: line (LF or CRLF), then on the next line one test whose fields end at a brace, with or
+#: without a limit inside, and the closers of all of them::
+#:
+#:     {@BLOCK|r5|00
+#:     {@A-RES|0|+2.173640E+02{@LIM3|+2.200000E+02|+2.420000E+02|+1.980000E+02}}
+#:     }
+#:
+#: Block fields (group 1), test name (2) and fields (3), limit name (4) and fields (5).
+#: It reads exactly what the general tokens below would (see _Parser.parse); anything
+#: else (more records in the block, a line end inside, damage) fails the pattern, and the
+#: general tokens read it.
+_BLOCK_OF_ONE = (
+    r"\{@BLOCK\|([^~\\{}\n\r\x04]*)\r?\n"
+    r"\{@("
+    + "|".join(re.escape(name) for name in sorted(TESTS))
+    + ")"
+    + _FIELDS
+    + r"(?:\{@(LIM2|LIM3)"
+    + _FIELDS
+    + r"\})?\}\s*\}"
+)
+#: Or, in general, a record's start: its name (group 6), its fields as in _FIELDS (group
+#: 7, absent when no "|" follows the name), a line end that ends them (group 8) and the
+#: closing braces that follow (group 9, with the white space between them); or a brace or
+#: ASCII 4 (no group). Taking the fields' end and the closers in the same match saves a
+#: match for each ``}`` (most records end in ``}}`` or on a line of their own followed by
+#: ``}``); white space between the closers is skipped, as the search would skip it.
+_TOKEN = re.compile(
+    _BLOCK_OF_ONE + r"|\{@([^|~\\{}\n\x04]*)(?:" + _FIELDS + r")?(\n?)(\}[}\s]*)?|[{}\x04]"
+)
 _FIELD_END = re.compile(r"[~\\{}\n\x04]")
 _COUNT = re.compile(r"([0-9]{1,9})\|")
 
@@ -188,10 +220,10 @@ class _Record:
 
     __slots__ = ("children", "closed", "cut", "fields", "line", "name", "suspect")
 
-    def __init__(self, name: str, line: int) -> None:
+    def __init__(self, name: str, line: int, fields: list[str]) -> None:
         self.name = name
         self.line = line
-        self.fields: list[str] = []
+        self.fields = fields
         self.children: list[_Record] = []
         #: Its ``}`` was read.
         self.closed = False
@@ -229,6 +261,9 @@ class _Parser:
         self._line_pos = 0
         self.damaged = 0  # records auto-closed or truncated by the tester
         self.last: _Record | None = None  # the record read most recently
+        #: Some record was cut short or left open: only then are a board's records
+        #: walked for the lines to name (see _damaged_lines).
+        self.flawed = False
 
     def line_at(self, pos: int) -> int:
         """The line number of ``pos`` (positions are asked in increasing order)."""
@@ -243,63 +278,107 @@ class _Parser:
         n = len(text)
         top: list[_Record] = []
         stack: list[_Record] = []
-        search = _TOKEN.search
+        count = text.count
+        # line_at, inlined: it is asked once for every record.
+        line, line_pos = self._line, self._line_pos
         pos = 0
         while True:
-            match = search(text, pos)
-            if match is None:
-                break
-            name = match.group(1)
-            if name is None:
-                i = match.start()
-                char = text[i]
-                pos = i + 1
-                if char == "}":
-                    if stack:  # a stray closer at the top level is ignored
+            # Every token ends where the next search starts, but for records with literal
+            # fields or lists: _fields reads those and says where the scan goes on, and
+            # the iteration starts again there.
+            resume = -1
+            for match in _TOKEN.finditer(text, pos):
+                block_chunk, test, test_chunk, limit, limit_chunk, name, chunk, newline, closers = (
+                    match.groups()
+                )
+                start = match.start()
+                if start > line_pos:
+                    line += count("\n", line_pos, start)
+                    line_pos = start
+                if block_chunk is not None:
+                    # _BLOCK_OF_ONE: what the tokens would do, without a stack. The block
+                    # ends its line (a line record: not suspect); the test and its limit
+                    # are on the next line, ended by braces; all three are closed.
+                    block = _Record("BLOCK", line, block_chunk.split("|"))
+                    if stack and not _can_contain(stack[-1].name, "BLOCK"):
+                        self._resync(stack, "BLOCK")
+                    (stack[-1].children if stack else top).append(block)
+                    record = _Record(test, line + 1, test_chunk.split("|"))
+                    block.children.append(record)
+                    block.closed = record.closed = True
+                    if limit is not None:  # a test may hold a limit
+                        inner = _Record(limit, line + 1, limit_chunk.split("|"))
+                        inner.closed = True
+                        record.children.append(inner)
+                        record = inner
+                    self.last = record
+                    continue
+                if name is None:
+                    char = text[start]
+                    if char == "}":
+                        if stack:  # a stray closer at the top level is ignored
+                            stack.pop().closed = True
+                    elif char == "\x04":
+                        # ASCII 4: the tester truncated this record; what follows up to
+                        # the next brace is not part of it.
+                        if stack:
+                            stack[-1].cut = True
+                        self.damaged += 1
+                    else:  # "{" without "@": kept balanced, otherwise ignored
+                        self._push(top, stack, _Record("", line, []))
+                    continue
+                name = name.rstrip("\r")
+                if not name:
+                    # "{@" without a name: only its braces count (its fields are skipped).
+                    self._push(top, stack, _Record("", line, []))
+                else:
+                    # Any other record: the pattern took its name and its fields up to
+                    # the character that ends them, and the closers that follow.
+                    fields = chunk.split("|") if chunk is not None else []
+                    record = _Record(name, line, fields)
+                    if stack and not _can_contain(stack[-1].name, name):
+                        self._resync(stack, name)
+                    (stack[-1].children if stack else top).append(record)
+                    stack.append(record)
+                    self.last = record
+                    if newline:
+                        if fields and fields[-1].endswith("\r"):
+                            fields[-1] = fields[-1].rstrip("\r")
+                        if name not in LINE_RECORDS:
+                            record.suspect = True
+                    elif not closers:
+                        # Where the fields (group 7), or the name (group 6), end.
+                        end = match.end(7) if chunk is not None else match.end(6)
+                        if end == n:
+                            record.cut = True  # the file ends inside the record's fields
+                        elif text[end] in ("~", "\\"):
+                            resume = self._fields(record, end)
+                            break
+                        continue  # fields end at "{" or ASCII 4: the next token
+                if closers:
+                    for _ in range(closers.count("}")):
+                        if not stack:
+                            break  # a stray closer at the top level is ignored
                         stack.pop().closed = True
-                    continue
-                if char == "\x04":
-                    # ASCII 4: the tester truncated this record; what follows up to the
-                    # next brace is not part of it.
-                    if stack:
-                        stack[-1].cut = True
-                    self.damaged += 1
-                    continue
-                name = ""  # "{" without "@": kept balanced, otherwise ignored
-            record = _Record(name.rstrip("\r"), self.line_at(match.start()))
-            if stack and not _can_contain(stack[-1].name, record.name):
-                self._resync(stack, record.name)
-            (stack[-1].children if stack else top).append(record)
-            stack.append(record)
-            self.last = record
-            if not record.name:
-                pos = max(pos, match.end())  # "{@" without a name: only its brace counts
-                continue
-            # The common case in one step: the pattern took the name and the "|" fields
-            # up to the character that ends them.
-            chunk = match.group(2)
-            end = match.end()
-            if chunk:
-                fields = chunk.split("|")
-                del fields[0]  # the text between the name and the first "|" (empty)
-                record.fields = fields
-            char = text[end] if end < n else ""
-            if char == "\n":
-                fields = record.fields
-                if fields and fields[-1].endswith("\r"):
-                    fields[-1] = fields[-1].rstrip("\r")
-                if record.name not in LINE_RECORDS:
-                    record.suspect = True
-                pos = end + 1
-            elif char in ("~", "\\"):
-                pos = self._fields(record, end)
-            else:
-                if not char:
-                    record.cut = True  # the file ends inside the record's fields
-                pos = end
+            if resume < 0:
+                break
+            pos = resume
+        self._line, self._line_pos = line, line_pos
+        # Every record is closed by its "}" and none is cut short unless the tester
+        # truncated one or a resync closed some (both counted in damaged), or records are
+        # left open at the end (a record the file ends in is one of them).
+        self.flawed = bool(self.damaged or stack)
         if stack:
             self._at_end(stack)
         return top
+
+    def _push(self, top: list[_Record], stack: list[_Record], record: _Record) -> None:
+        """Add ``record`` (not the common case: parse adds those itself) and open it."""
+        if stack and not _can_contain(stack[-1].name, record.name):
+            self._resync(stack, record.name)
+        (stack[-1].children if stack else top).append(record)
+        stack.append(record)
+        self.last = record
 
     def _resync(self, stack: list[_Record], name: str) -> None:
         # Close what cannot hold the new record: a line was cut and lost its closing
@@ -440,13 +519,14 @@ def _clip(text: str, size: int = 100) -> str:
 
 def _name(designator: str) -> str:
     """A designator without its board prefix (``2%r11`` -> ``r11``)."""
+    if "%" not in designator:
+        return designator  # the common case, without a regex call
     match = _BOARD_PREFIX.match(designator)
     return designator[match.end() :] if match and match.end() < len(designator) else designator
 
 
-def _number(record: _Record, index: int, what: str) -> float:
-    fields = record.fields
-    text = fields[index - 1].strip() if index <= len(fields) else ""
+def _number(record: _Record, text: str, what: str) -> float:
+    """The number ``text`` (a field of ``record``, stripped)."""
     # float() alone also takes "nan", "1_0" and non-ASCII digits; the tester writes none
     # of them, so those (rare) texts go through the strict parser for its message.
     if text.isascii() and "_" not in text:
@@ -500,6 +580,8 @@ class _Board:
     btest: _Record
     batch: _Record | None
     misc: list[MiscInfo]
+    #: The log has damaged records (maybe not this board's): see _Parser.flawed.
+    flawed: bool
 
 
 @attrs.define
@@ -508,10 +590,34 @@ class _Builder:
 
     next_id: int = 2
     misc: list[MiscInfo] = attrs.field(factory=list)
+    #: What _limits made of each limit record text read so far: (its result, its notes).
+    known_limits: dict[
+        tuple[str, ...], tuple[tuple[CompOp, float | None, float | None], tuple[str, ...]]
+    ] = attrs.field(factory=dict)
 
     def new_id(self) -> int:
         self.next_id += 1
         return self.next_id - 1
+
+    def limits(self, limit: _Record, notes: list[str]) -> tuple[CompOp, float | None, float | None]:
+        """``_limits(limit, notes)``, worked out once for each limit text of the board.
+
+        A board repeats the same limits for parts of the same value, and reading them is
+        much of a test's cost. Only complete records are kept: what _limits makes of one
+        depends on its name and fields alone (a cut or short one's note names its line).
+        """
+        fields = limit.fields
+        if limit.cut or len(fields) < (3 if limit.name == "LIM3" else 2):
+            return _limits(limit, notes)
+        key = (limit.name, *fields)
+        known = self.known_limits.get(key)
+        if known is None:
+            mark = len(notes)
+            result = _limits(limit, notes)
+            known = self.known_limits[key] = (result, tuple(notes[mark:]))
+        else:
+            notes.extend(known[1])
+        return known[0]
 
     def steps(self, records: list[_Record], block: str | None) -> tuple[list[Step], list[str]]:
         """Steps for ``records`` (children of BTEST or a BLOCK) and their loose text."""
@@ -557,26 +663,35 @@ class _Builder:
         return self.other(record, block, block_code, notes)
 
     def block(self, record: _Record) -> Step:
+        fields = record.fields
         reliable = record.reliable()
-        designator = record.fields[0].strip() if reliable >= 1 else ""
+        designator = fields[0].strip() if reliable >= 1 else ""
         name = _name(designator) or "BLOCK"
         code: int | None = None
-        if reliable >= 2 and record.fields[1].strip():
-            code = _code(record, 2, "block status")
+        status_text = fields[1].strip() if reliable >= 2 else ""
+        if status_text:
+            code = _code(record, status_text, 2, "block status")
         children = record.children
-        tests = [c for c in children if c.name in TESTS]
+        if len(children) == 1 and children[0].name in TESTS:
+            tests = children  # the usual block: its test alone
+        else:
+            tests = [c for c in children if c.name in TESTS]
         if len(tests) == 1 and not _has_subtest(tests[0]):
             # A block of one test is that test: one step named by the block designator.
+            test = tests[0]
             notes: list[str] = []
             following: _Record | None = None
-            for index, child in enumerate(children):
-                if child is tests[0]:
-                    following = children[index + 1] if index + 1 < len(children) else None
-                elif child.name not in LIMITS:
-                    self.loose(child, notes)
+            if len(children) > 1:  # records besides the test (most blocks have none)
+                for index, child in enumerate(children):
+                    if child is test:
+                        following = children[index + 1] if index + 1 < len(children) else None
+                    elif child.name not in LIMITS:
+                        self.loose(child, notes)
             if record.cut:
                 notes.append(f"the BLOCK record at line {record.line} is cut short in the log")
-            return self.test(tests[0], name, following, code, notes)
+            if test.name in ANALOG_UNITS:
+                return self.analog(test, name, following, code, notes)
+            return self.other(test, name, code, notes)
         step_id = self.new_id()
         steps, text = self.steps(children, name)
         if code is not None:
@@ -611,28 +726,29 @@ class _Builder:
         reliable = record.reliable()
         subtest = fields[2].strip() if reliable >= 3 else ""
         name = _name(subtest) if subtest else (block or record.name)
+        limit: _Record | None = None  # the first limit record inside
         for child in record.children:
             if child.name == "RPT":
                 notes.append(_report_text(child))
-        if reliable < 1 or not fields[0].strip():
+            elif limit is None and child.name in LIMITS:
+                limit = child
+        status_text = fields[0].strip() if reliable >= 1 else ""
+        if not status_text:
             return self._broken(record, name, notes)
-        code = _code(record, 1, "test status")
-        status, error = ANALOG_STATUS.get(code, (Status.ERROR, f"test status {code}"))
+        code = _code(record, status_text, 1, "test status")
+        known = ANALOG_STATUS.get(code)
+        status, error = known if known is not None else (Status.ERROR, f"test status {code}")
         status = _with_block(status, block_code)
-        if reliable < 2 or not fields[1].strip():
+        value_text = fields[1].strip() if reliable >= 2 else ""
+        if not value_text:
             notes.append(f"the {{@{record.name}}} record is cut short: no measured value")
             return self._pass_fail(name, status, error, notes)
-        value = _number(record, 2, "measured value")
-        limit = None
-        for child in record.children:
-            if child.name in LIMITS:
-                limit = child
-                break
+        value = _number(record, value_text, "measured value")
         if limit is None and following is not None and following.name in LIMITS:
             limit = following  # written as the next record instead of inside
         comp_op, low, high = CompOp.LOG, None, None
         if limit is not None:
-            comp_op, low, high = _limits(limit, notes)
+            comp_op, low, high = self.limits(limit, notes)
         if value == NO_LIMIT:
             notes.append("reading +9.999999E+99: open circuit or out of range")
         return Step(
@@ -673,9 +789,10 @@ class _Builder:
             if at <= reliable and record.field(at) not in ("", "0", "00")
         )
         notes.extend(_details(record))
-        if reliable < status_at or not record.field(status_at):
+        status_text = record.field(status_at) if reliable >= status_at else ""
+        if not status_text:
             return self._broken(record, name, notes)
-        code = _code(record, status_at, "test status")
+        code = _code(record, status_text, status_at, "test status")
         status = _with_block(Status.PASSED if code == 0 else Status.FAILED, block_code)
         error = None if code == 0 else f"{record.name} test status {code}"
         return self._pass_fail(name, status, error, notes)
@@ -703,8 +820,8 @@ _BOOLEAN = {status: BooleanMeasurement(status=status) for status in Status}
 _CODES = {f"{n:0{w}d}": n for n in range(100) for w in (1, 2)}
 
 
-def _code(record: _Record, index: int, what: str) -> int:
-    text = record.fields[index - 1].strip()
+def _code(record: _Record, text: str, index: int, what: str) -> int:
+    """The status code ``text`` (field ``index`` of ``record``, stripped)."""
     code = _CODES.get(text)
     return code if code is not None else _integer(record, index, what)
 
@@ -732,11 +849,13 @@ def _limits(limit: _Record, notes: list[str]) -> tuple[CompOp, float | None, flo
     if limit.reliable() < 2 + offset:
         notes.append(f"the {{@{limit.name}}} record at line {limit.line} is cut short: no limits")
         return CompOp.LOG, None, None
+    fields = limit.fields
     if offset:
-        _number(limit, 1, "nominal value")
-        notes.append(f"nominal {limit.fields[0].strip()}")
-    high = _number(limit, 1 + offset, "high limit")
-    low = _number(limit, 2 + offset, "low limit")
+        nominal = fields[0].strip()
+        _number(limit, nominal, "nominal value")
+        notes.append(f"nominal {nominal}")
+    high = _number(limit, fields[offset].strip(), "high limit")
+    low = _number(limit, fields[1 + offset].strip(), "low limit")
     no_high = high >= NO_LIMIT
     no_low = low <= -NO_LIMIT
     if no_high and no_low:
@@ -857,11 +976,11 @@ def _boards(text: str) -> list[_Board]:
             batch_misc = list(file_misc)
             for child in record.children:
                 if child.name == "BTEST":
-                    boards.append(_Board(child, record, batch_misc))
+                    boards.append(_Board(child, record, batch_misc, parser.flawed))
                 elif child.name and child.name not in KNOWN:
                     batch_misc.append(_custom(child))
         elif record.name == "BTEST":
-            boards.append(_Board(record, batch, file_misc))
+            boards.append(_Board(record, batch, file_misc, parser.flawed))
         elif record.name and record.name not in KNOWN:
             file_misc.append(_custom(record))
     if not boards:
@@ -903,7 +1022,7 @@ def _report(
     builder = _Builder()
     steps, text = builder.steps(btest.children, None)
     misc = _board_misc(btest, batch_field, code, meaning) + board.misc + builder.misc
-    damaged = _damaged_lines(btest)
+    damaged = _damaged_lines(btest) if board.flawed else []
     if damaged:
         lines = ", ".join(str(n) for n in damaged)
         misc.append(_misc("Damaged log records", f"lines {lines} (cut short or braces lost)"))
