@@ -30,6 +30,7 @@ import math
 import re
 from datetime import datetime
 from pathlib import PurePath, PureWindowsPath
+from typing import NamedTuple
 
 import attrs
 
@@ -143,10 +144,13 @@ _LIST = re.compile(r"\((?P<key>[A-Za-z])(?:\s+(?P<info>.*?))?\s*$")
 _WATS = re.compile(r"WATS_(?P<key>[A-Za-z0-9_]+)\s*=\s*(?P<value>.*?)\s*$")
 _NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:E[-+]?[0-9]+)?"
 _PREFIX = r"MEG|[PNUMK]"
+# ``limits`` (the whole parenthesis) only serves as the key of the limits already read:
+# a log repeats the same few limits on many lines. _measurement unpacks the groups by
+# position (faster than by name on the hottest line), so their order is part of the code.
 _MEASURE = re.compile(
     rf"(?P<ref>[^\s=#<>%(]+)(?P<result>[=#<>%])"
     rf"(?P<value>{_NUMBER})?(?P<vp>{_PREFIX})?"
-    rf"(?:\((?P<low>{_NUMBER})?(?P<lp>{_PREFIX})?,(?P<high>{_NUMBER})?(?P<hp>{_PREFIX})?\))?"
+    rf"(?P<limits>\((?P<low>{_NUMBER})?(?P<lp>{_PREFIX})?,(?P<high>{_NUMBER})?(?P<hp>{_PREFIX})?\))?"
     rf"(?P<type>[A-Z]+)?\s*(?:=\s*(?P<message>.*?))?\s*$",
     re.IGNORECASE,
 )
@@ -175,18 +179,18 @@ class _ParseError(Exception):
 
 def _time(match: re.Match[str], line: int) -> datetime:
     month = _MONTHS.get(match["month"].upper())
+    if month is not None:
+        try:
+            year = int(match["year"])
+            if year < 100:
+                year += 2000 if year < 69 else 1900  # as strptime's %y
+            hour, minute, second = map(int, match["time"].split(":"))
+            return station_time(datetime(year, month, int(match["day"]), hour, minute, second))
+        except (ValueError, OverflowError, OSError):
+            pass
+    # The message is only built for a bad time: every line with a time comes through here.
     text = f"{match['day']}-{match['month']}-{match['year']}  {match['time']}"
-    problem = _ParseError(line, f"{text!r} is not a date and time (DD-MMM-YY HH:MM:SS)")
-    if month is None:
-        raise problem
-    try:
-        year = int(match["year"])
-        if year < 100:
-            year += 2000 if year < 69 else 1900  # as strptime's %y
-        hour, minute, second = (int(p) for p in match["time"].split(":"))
-        return station_time(datetime(year, month, int(match["day"]), hour, minute, second))
-    except (ValueError, OverflowError, OSError):
-        raise problem from None
+    raise _ParseError(line, f"{text!r} is not a date and time (DD-MMM-YY HH:MM:SS)")
 
 
 def _scaled(number: str | None, prefix: str | None, line: int) -> float | None:
@@ -194,8 +198,11 @@ def _scaled(number: str | None, prefix: str | None, line: int) -> float | None:
     if number is None:
         return None
     if prefix:
-        mantissa, _, exponent = number.upper().partition("E")
-        power = PREFIXES[prefix.upper()] + (int(exponent) if exponent else 0)
+        power = PREFIXES[prefix.upper()]
+        mantissa = number
+        if "E" in number or "e" in number:  # the usual number has no exponent of its own
+            mantissa, _, exponent = number.upper().partition("E")
+            power += int(exponent) if exponent else 0
         # The exponent is written into the text so the float is the correctly rounded one
         # (100.20007K is 100200.07, not 100200.07000000001).
         value = float(f"{mantissa}e{power}")
@@ -232,6 +239,7 @@ class _Uut:
     error: str | None = None
     next_id: int = 2
     groups: dict[str, int] = attrs.field(factory=dict)  # letter -> groups so far
+    group: _Group | None = None  # the last of ``steps`` when it is a group
     open_list: Step | None = None  # a failure list continued on the next line
 
     def new_id(self) -> int:
@@ -292,6 +300,7 @@ def _parse(text: str) -> list[_Uut]:
     uut: _Uut | None = None
     seen_header = False
     continues = False  # the previous line ended a failure list with "+"
+    limits: dict[str, _Limits] = {}  # see _measurement
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
@@ -360,7 +369,8 @@ def _parse(text: str) -> list[_Uut]:
             _failure_list(uut, match)
             continues = line.endswith("+")
             continue
-        wats = _WATS.match(line)
+        # The test on the literal start of _WATS spares a regex call on every measurement.
+        wats = _WATS.match(line) if line.startswith("WATS_") else None
         if wats is not None:
             key = wats["key"]
             known = WATS_KEYS.get(key.lower())
@@ -375,7 +385,7 @@ def _parse(text: str) -> list[_Uut]:
             raise _ParseError(
                 number, f"not a GR228X measurement, failure list or event: {_show(line)}"
             )
-        _measurement(uut, measure, number)
+        _measurement(uut, measure, number, limits)
     if uut is not None and uut.result is None:
         raise _ParseError(
             uut.line,
@@ -420,6 +430,7 @@ def _failure_list(uut: _Uut, match: re.Match[str]) -> None:
         boolean_meas=[_BOOLEAN[Status.FAILED]],
     )
     uut.steps.append(step)
+    uut.group = None
     uut.open_list = step
 
 
@@ -435,40 +446,90 @@ def _extend_list(uut: _Uut, line: str) -> None:
 
 #: Pass/fail measurements are immutable: one instance of each serves every step.
 _BOOLEAN = {status: BooleanMeasurement(status=status) for status in Status}
-_STATUS = {"=": Status.PASSED, "#": Status.DONE}
-_ERRORS = {"<": "below the low limit", ">": "above the high limit", "%": "failed"}
+#: Result character -> (step status, error message).
+_RESULTS: dict[str, tuple[Status, str | None]] = {
+    "=": (Status.PASSED, None),
+    "#": (Status.DONE, None),
+    "<": (Status.FAILED, "below the low limit"),
+    ">": (Status.FAILED, "above the high limit"),
+    "%": (Status.FAILED, "failed"),
+}
 
 
-def _measurement(uut: _Uut, m: re.Match[str], line: int) -> None:
-    # One call for every group: this runs for nearly every line of a log.
-    result, number, value_prefix, ref, type_text, low_text, low_prefix, high_text, high_prefix = (
-        m.group("result", "value", "vp", "ref", "type", "low", "lp", "high", "hp")
-    )
-    value = _scaled(number, value_prefix, line)
-    if value is None and result == "#":
+class _Limits(NamedTuple):
+    """The limits of a measurement: as read (``low``, ``high``) and as WATS takes them."""
+
+    low: float | None
+    high: float | None
+    comp_op: CompOp
+    low_limit: float | None
+    high_limit: float | None
+
+
+_NO_LIMITS = _Limits(None, None, CompOp.LOG, None, None)
+
+
+def _limits(
+    low_text: str | None,
+    low_prefix: str | None,
+    high_text: str | None,
+    high_prefix: str | None,
+    line: int,
+) -> _Limits:
+    low = _scaled(low_text, low_prefix, line)
+    high = _scaled(high_text, high_prefix, line)
+    if low is not None and high is not None:
+        return _Limits(low, high, CompOp.GELE, low, high)
+    if low is not None:
+        return _Limits(low, high, CompOp.GE, low, None)
+    if high is not None:
+        return _Limits(low, high, CompOp.LE, high, None)  # one limit goes in lowLimit (WATS rule)
+    return _Limits(low, high, CompOp.LOG, None, None)
+
+
+def _measurement(uut: _Uut, m: re.Match[str], line: int, seen: dict[str, _Limits]) -> None:
+    """The step of a measurement line; ``seen`` holds the limits read so far, by their text
+    (the same limits come back on many lines: each is converted once)."""
+    # By position, in the order of _MEASURE's groups: this runs for nearly every line.
+    (
+        ref,
+        result,
+        number,
+        value_prefix,
+        limits_text,
+        low_text,
+        low_prefix,
+        high_text,
+        high_prefix,
+        type_text,
+        message,
+    ) = m.groups()
+    if number is None and result == "#":
         return  # not judged and nothing measured: a source set-up line (SETCR#(,)IS)
+    value = _scaled(number, value_prefix, line)
     letter = ref[0].upper()
-    last = uut.steps[-1] if uut.steps else None
-    if not isinstance(last, _Group) or last.letter != letter:
-        number = uut.groups.get(letter, 0) + 1
-        uut.groups[letter] = number
-        last = _Group(letter, uut.new_id(), number)
-        uut.steps.append(last)
+    group = uut.group
+    if group is None or group.letter != letter:
+        count = uut.groups.get(letter, 0) + 1
+        uut.groups[letter] = count
+        group = uut.group = _Group(letter, uut.new_id(), count)
+        uut.steps.append(group)
     uut.open_list = None
     type_code = (type_text or "").upper()
     name = f"{ref}({type_code})" if type_code else ref
-    low = _scaled(low_text, low_prefix, line)
-    high = _scaled(high_text, high_prefix, line)
-    status = _STATUS.get(result, Status.FAILED)
-    error = _ERRORS.get(result)
-    message = m["message"] or None
+    limits = _NO_LIMITS if limits_text is None else seen.get(limits_text)
+    if limits is None:  # limits not met before in this log
+        limits = seen[limits_text] = _limits(low_text, low_prefix, high_text, high_prefix, line)
+    low, high, comp_op, lo, hi = limits
+    status, error = _RESULTS[result]  # _MEASURE takes no other result character
+    message = message or None
     if value is None:
         notes = [message] if message else []
         if low is not None or high is not None:
             notes.append(
                 f"limits: low {_limit_text(m, 'low', 'lp')}, high {_limit_text(m, 'high', 'hp')}"
             )
-        last.steps.append(
+        group.steps.append(
             Step(
                 id=uut.new_id(),
                 group=StepGroup.MAIN,
@@ -481,15 +542,7 @@ def _measurement(uut: _Uut, m: re.Match[str], line: int) -> None:
             )
         )
         return
-    if low is not None and high is not None:
-        comp_op, lo, hi = CompOp.GELE, low, high
-    elif low is not None:
-        comp_op, lo, hi = CompOp.GE, low, None
-    elif high is not None:
-        comp_op, lo, hi = CompOp.LE, high, None  # one limit goes in lowLimit (WATS rule)
-    else:
-        comp_op, lo, hi = CompOp.LOG, None, None
-    last.steps.append(
+    group.steps.append(
         Step(
             id=uut.new_id(),
             group=StepGroup.MAIN,

@@ -215,6 +215,40 @@ def test_gr228x_failing_measurement() -> None:
     assert step(failed, "R-Group1").status is Status.FAILED
 
 
+def test_gr228x_repeated_limits() -> None:
+    # Limits are converted once per text and log: the same text, on any line or UUT and
+    # with or without a value, gives the same limits; a look-alike in another case too.
+    lines = (
+        "R1=1.5E1K(2E-1K,3e1K)R\n"
+        "R2=2K(,3e1K)R\n"
+        "R3=3K(2E-1K,3e1K)R\n"
+        "R4=(2E-1K,3e1K)R\n"
+        "R5=5K(,3e1K)R\n"
+        "R6=6k(2e-1k,3E1K)R\n"
+    )
+    uut = f"@31-JUL-12  14:18:51 SN 1\n{lines}/31-JUL-12  14:18:53\n"
+    text = f"F:\\P\\1_A.obc[31-JUL-12  14:17:35\n{uut}"
+    (first, second) = gr228x(text + uut)
+    for report in (first, second):
+        assert numeric(step(report, "R1(R)")) == (
+            15000.0,
+            CompOp.GELE,
+            200.0,
+            30000.0,
+            "Ohm",
+            Status.PASSED,
+        )
+        assert numeric(step(report, "R3(R)"))[1:4] == (CompOp.GELE, 200.0, 30000.0)
+        assert numeric(step(report, "R6(R)"))[:4] == (6000.0, CompOp.GELE, 200.0, 30000.0)
+        # One limit goes in lowLimit, each time it comes back.
+        assert numeric(step(report, "R2(R)"))[1:4] == (CompOp.LE, 30000.0, None)
+        assert numeric(step(report, "R5(R)"))[1:4] == (CompOp.LE, 30000.0, None)
+        assert step(report, "R4(R)").report_text == "limits: low 2E-1K, high 3e1K"
+    # A limit out of range is an error on the line it is on.
+    bad = text.replace("R4=(2E-1K,3e1K)R", "R4=4K(2E-1K,3e999K)R")
+    assert "line 6: 3e999K is out of range" in gr228x_error(bad)
+
+
 def test_gr228x_wats_lines() -> None:
     extra = (
         "WATS_partNumber=123456\nWATS_partRevision=C\nWATS_sequenceName=CPU02\n"
