@@ -25,7 +25,10 @@ Every error names the line (and the column) it was found on.
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -64,6 +67,8 @@ HEADER_START = "--Header-Start--"
 STEP_DATA_START = "--Step-Data-Start--"
 STEP_DATA_END = "--Step-Data-End--"
 UUT_END = "--UUT-End--"
+#: A constant, not a tuple of the names built for every line.
+_SECTION_MARKERS = (STEP_DATA_START, STEP_DATA_END, UUT_END)
 
 #: Step-row columns, in file order.
 COLUMNS = (
@@ -135,6 +140,15 @@ class _State(enum.Enum):
     FOOTER = "in the footer"
 
 
+# Enum members read for every row, looked up once: reading a member off its Enum class
+# costs about 100 ns in Python 3.11 (a descriptor call), as much as the test it is for.
+_IN_STEPS = _State.STEPS
+_MAIN = StepGroup.MAIN
+_PASSED = Status.PASSED
+_FAILED = Status.FAILED
+_GELE = CompOp.GELE
+
+
 @attrs.define
 class _Node:
     """A step being built; frozen into a Step when its UUT ends."""
@@ -151,20 +165,29 @@ class _Node:
     numeric: list[NumericMeasurement] | None = None
     boolean: list[BooleanMeasurement] | None = None
     string: list[StringMeasurement] | None = None
-    children: list[_Node] | None = None
+    #: Leaf steps are made Steps as soon as their row is read; sequences and multiple
+    #: numeric tests stay _Nodes until the UUT ends, as later rows add to them.
+    children: list[_Node | Step] | None = None
     seq_call: SequenceCallInfo | None = None
 
     def freeze(self, version: str) -> Step:
         """The finished Step; nested sequence calls get the UUT's sequence ``version``."""
         children = self.children
-        steps = [child.freeze(version) for child in children] if children is not None else None
+        steps = (
+            [child.freeze(version) if isinstance(child, _Node) else child for child in children]
+            if children is not None
+            else None
+        )
         seq_call = self.seq_call
         if seq_call is not None and seq_call.version is None:
             seq_call = attrs.evolve(seq_call, version=version)
         status = self.status
         if status is None:
             if steps is not None:
-                status = worst_status(s.status for s in steps)
+                # The set of statuses, not each of a few hundred: worst_status keeps the
+                # first of the most severe, and the only statuses alike in severity
+                # (Passed, Done) both come out as Passed, so the order does not matter.
+                status = worst_status({s.status for s in steps})
             else:
                 status = worst_status(m.status for m in self.numeric or [] if m.status)
         return Step(
@@ -185,6 +208,11 @@ class _Node:
         )
 
 
+#: A row's LowLimit, HighLimit and CompOperator cells, and what they were read as.
+_LimitCells = tuple[str, str, str]
+_Limits = tuple[CompOp | None, float | None, float | None]
+
+
 @attrs.define
 class _Uut:
     """One UUT being read: its header values, its step tree and where it started."""
@@ -197,6 +225,8 @@ class _Uut:
     sub_units: list[SubUnit] = attrs.field(factory=list)
     stack: list[_Node] = attrs.field(factory=list)
     next_id: int = 2
+    #: The file's limit cells read so far (one dict for all its UUTs), see _limit_cells.
+    limits: dict[_LimitCells, _Limits] = attrs.field(factory=dict)
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -275,11 +305,11 @@ class WstfConverter:
 
 def _parse(text: str) -> list[_Uut]:
     uuts: list[_Uut] = []
+    limits: dict[_LimitCells, _Limits] = {}
     state = _State.OUTSIDE
     uut: _Uut | None = None
     for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
-        marker = line.strip()
+        marker = raw.strip()
         if not marker:
             continue
         if marker == HEADER_START:
@@ -295,22 +325,21 @@ def _parse(text: str) -> list[_Uut]:
                     f"{uut.start_line} (missing {STEP_DATA_END} or {UUT_END}?)",
                 )
             root = _Node(number, 1, "SequenceCall", "", children=[])
-            uut = _Uut(start_line=number, root=root, stack=[root])
+            uut = _Uut(start_line=number, root=root, stack=[root], limits=limits)
             uuts.append(uut)
             state = _State.HEADER
             continue
-        if marker in (STEP_DATA_START, STEP_DATA_END, UUT_END):
+        if marker in _SECTION_MARKERS:
             state = _marker(number, marker, state, uut)
             continue
+        if state is _IN_STEPS:  # first: nearly every line is a step row
+            assert uut is not None
+            _step_row(number, raw, uut)  # its cells are stripped, of a "\r" too
+            continue
+        line = raw.rstrip("\r")
         if uut is None or state is _State.OUTSIDE:
             raise _ParseError(number, f"expected {HEADER_START}, got {_show(line)}")
-        cells = line.split("\t")
-        if state is _State.HEADER:
-            _header_line(number, cells, uut, footer=False)
-        elif state is _State.STEPS:
-            _step_row(number, _row_cells(cells), uut)
-        else:
-            _header_line(number, cells, uut, footer=True)
+        _header_line(number, line.split("\t"), uut, footer=state is _State.FOOTER)
     if not uuts:
         raise _ParseError(1, f"no {HEADER_START} marker: this is not a WSTF file")
     if state in (_State.HEADER, _State.STEPS):
@@ -388,65 +417,96 @@ def _sub_unit(number: int, cells: list[str], uut: _Uut) -> None:
     uut.sub_units.append(SubUnit(part_type=part_type, pn=pn, sn=sn, rev=rev))
 
 
-_AT = {column: index for index, column in enumerate(COLUMNS)}
+#: Where each column's cell is in a step row (the order of COLUMNS): rows are read by index.
+(
+    _STEP_TYPE,
+    _STEP_NAME,
+    _MEASURE_NAME,
+    _VALUE,
+    _LOW_LIMIT,
+    _HIGH_LIMIT,
+    _COMP_OPERATOR,
+    _UNIT,
+    _STATUS,
+    _EXECUTION_TIME,
+    _REPORT_TEXT,
+    _ERROR_CODE,
+    _ERROR_MESSAGE,
+) = range(len(COLUMNS))
 _PADDING = [""] * len(COLUMNS)
 
 
-def _row_cells(cells: list[str]) -> list[str]:
-    """A step row's cells stripped, and padded with "" to one per column: done once per
-    row, so reading a cell is an index (a row names up to 13 columns, read many times)."""
-    stripped = [cell.strip() for cell in cells]
-    if len(stripped) < len(COLUMNS):
-        stripped += _PADDING[len(stripped) :]
-    return stripped
+# The cell readers below take a cell that is not empty (an empty cell means "not given",
+# which each caller checks inline: most cells of most rows are empty, and a call is dear).
 
 
-def _cell(cells: list[str], column: str) -> str:
-    """The cell of ``column`` in a step row made by :func:`_row_cells`."""
-    return cells[_AT[column]]
-
-
-def _number(number: int, cells: list[str], column: str) -> float | None:
-    text = _cell(cells, column)
-    if not text:
-        return None
+def _float(number: int, text: str, column: str) -> float:
+    """``parse_float(text)`` of a stripped cell; an error names ``column``."""
+    # The usual number is taken here as parse_float takes it (ASCII without "_", float(),
+    # finite), saving its second strip and a call per number; anything else, "nan", "inf"
+    # and every error included, is left to parse_float, so results and messages are its.
+    if text.isascii() and "_" not in text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
     try:
         return parse_float(text)
     except ValueError as exc:
         raise _ParseError(number, str(exc), column) from None
 
 
-def _integer(number: int, cells: list[str], column: str) -> int | None:
-    text = _cell(cells, column)
-    if not text:
-        return None
+def _int(number: int, text: str, column: str) -> int:
     try:
         return parse_int(text)
     except ValueError as exc:
         raise _ParseError(number, str(exc), column) from None
 
 
-def _status(number: int, cells: list[str]) -> Status | None:
-    text = _cell(cells, "Status")
-    if not text:
-        return None
+def _status(number: int, text: str) -> Status:
     try:
         return parse_status(text)
     except ValueError as exc:
         raise _ParseError(number, str(exc), "Status") from None
 
 
-def _comp_op(number: int, cells: list[str]) -> CompOp | None:
-    text = _cell(cells, "CompOperator")
-    if not text:
-        return None
-    try:
-        return CompOp(text.upper())
-    except ValueError:
+#: The operators by their (upper-case) spelling: a dict look-up, not CompOp() per row.
+_COMP_OPS = {op.value: op for op in CompOp}
+
+
+def _comp_op(number: int, text: str) -> CompOp:
+    comp_op = _COMP_OPS.get(text.upper())
+    if comp_op is None:
         ops = ", ".join(op.value for op in CompOp)
-        raise _ParseError(
-            number, f"{text!r} is not a comparison operator ({ops})", "CompOperator"
-        ) from None
+        raise _ParseError(number, f"{text!r} is not a comparison operator ({ops})", "CompOperator")
+    return comp_op
+
+
+#: Numeric operators with two limits: given both, encode_limits returns them as they are.
+_TWO_LIMITS = frozenset(op for op in CompOp if op.is_numeric and op.limit_count == 2)
+
+#: CompOp.evaluate for a numeric operator once encode_limits has checked that its limits
+#: are there, on a finite value (a cell never gives NaN): one comparison per row instead
+#: of evaluate()'s checks and matches. test_wstf checks it agrees with CompOp.evaluate.
+_PASSES: dict[CompOp, Callable[[float, Any, Any], bool]] = {
+    CompOp.LOG: lambda value, low, high: True,
+    CompOp.EQ: lambda value, low, high: value == low,
+    CompOp.NE: lambda value, low, high: value != low,
+    CompOp.GT: lambda value, low, high: value > low,
+    CompOp.GE: lambda value, low, high: value >= low,
+    CompOp.LT: lambda value, low, high: value < low,
+    CompOp.LE: lambda value, low, high: value <= low,
+    CompOp.GTLT: lambda value, low, high: low < value < high,
+    CompOp.GELE: lambda value, low, high: low <= value <= high,
+    CompOp.GELT: lambda value, low, high: low <= value < high,
+    CompOp.GTLE: lambda value, low, high: low < value <= high,
+    CompOp.LTGT: lambda value, low, high: value < low or value > high,
+    CompOp.LEGE: lambda value, low, high: value <= low or value >= high,
+    CompOp.LEGT: lambda value, low, high: value <= low or value > high,
+    CompOp.LTGE: lambda value, low, high: value < low or value >= high,
+}
 
 
 _STEP_TYPES = {
@@ -465,15 +525,79 @@ _STEP_TYPES = {
     )
 }
 
+_STEP_TYPE_NAMES = {t: t for t in _STEP_TYPES.values()}
 
-def _step_row(number: int, cells: list[str], uut: _Uut) -> None:
-    raw_type = _cell(cells, "StepType")
+
+#: The step types whose one row is the whole step, and the step type of their Step.
+_ONE_ROW_TYPES = {
+    "NumericLimitTest": "ET_NLT",
+    "PassFailTest": "ET_PFT",
+    "StringValueTest": "ET_SVT",
+    "ActionStep": "Action",
+    "Action": "Action",
+}
+
+
+def _step_row(number: int, line: str, uut: _Uut) -> None:
+    """A line of the step data (not a marker, not blank)."""
+    # The cells stripped (map() runs no bytecode per cell, as a comprehension would), then
+    # one "" per column: a row may leave out trailing columns, and this way every column
+    # is read by its index.
+    given = line.split("\t")
+    cells = [*map(str.strip, given), *_PADDING]
+    raw_type = cells[_STEP_TYPE]
     if raw_type == "StepType":
         return  # the optional column-header row
-    step_type = _STEP_TYPES.get(raw_type.lower())
+    # Spelt as documented (nearly always), a step type needs no lower() to be looked up.
+    step_type = _STEP_TYPE_NAMES.get(raw_type) or _STEP_TYPES.get(raw_type.lower())
     if step_type is None:
         known = ", ".join(t for t in _STEP_TYPES.values() if t != "Action")
         raise _ParseError(number, f"unknown StepType {raw_type!r} ({known})", "StepType")
+    wats_type = _ONE_ROW_TYPES.get(step_type)
+    if wats_type is None:
+        _structure_row(number, cells, uut, step_type)
+        return
+    # A step complete with its one row becomes its Step now, not a _Node frozen when the
+    # UUT ends: no later row changes it.
+    name = cells[_STEP_NAME]
+    if not name:
+        raise _ParseError(number, f"a {step_type} row needs a StepName", "StepName")
+    step_id = uut.new_id()
+    # A row that ends before the Status column has none of the common columns (most rows:
+    # the last five columns are seldom used), so _common is skipped for it.
+    common = _common(number, cells) if len(given) > _STATUS else _NO_COMMON
+    status = common[0]
+    # The Step gets keywords only for the fields the row gives: each keyword costs in a
+    # call to a class of 30 fields, and a field left out is None just as a None given.
+    fields: dict[str, Any]
+    if wats_type == "ET_NLT":
+        measurement = _numeric_measurement(number, cells, None, uut.limits)
+        status = status or measurement.status
+        fields = {"numeric_meas": [measurement]}
+    elif wats_type == "ET_PFT":
+        status = status or _pass_fail(number, cells)
+        fields = {"boolean_meas": [BooleanMeasurement(status=status)]}
+    elif wats_type == "ET_SVT":
+        string = _string_measurement(number, cells, status)
+        status = string.status
+        fields = {"string_meas": [string]}
+    else:
+        status = status or _PASSED
+        fields = {}
+    assert status is not None  # every measurement above has a status
+    if common is not _NO_COMMON:
+        for field, cell in zip(_COMMON_FIELDS, common[1:], strict=True):
+            if cell is not None:
+                fields[field] = cell
+    children = uut.stack[-1].children
+    assert children is not None
+    children.append(
+        Step(id=step_id, group=_MAIN, step_type=wats_type, name=name, status=status, **fields)
+    )
+
+
+def _structure_row(number: int, cells: list[str], uut: _Uut, step_type: str) -> None:
+    """A row that opens or closes a sequence, adds to a multiple numeric test or is a chart."""
     if step_type in ("Chart", "Series"):
         return  # charts are not converted (yet); their rows carry no verdict
     parent = uut.stack[-1]
@@ -481,51 +605,50 @@ def _step_row(number: int, cells: list[str], uut: _Uut) -> None:
     if step_type == "EndSequenceCall":
         if len(uut.stack) == 1:
             raise _ParseError(number, "EndSequenceCall without an open SequenceCall", "StepType")
-        _common(number, cells, parent, overwrite=False)
+        _set_common(parent, _common(number, cells), overwrite=False)
         uut.stack.pop()
         return
-    name = _cell(cells, "StepName")
+    name = cells[_STEP_NAME]
     if step_type == "MultipleNumericLimitTest":
         _multi_numeric_row(number, cells, uut, parent, name)
         return
+    assert step_type == "SequenceCall"
     if not name:
         raise _ParseError(number, f"a {step_type} row needs a StepName", "StepName")
-    node = _Node(number, uut.new_id(), step_type, name)
-    _common(number, cells, node, overwrite=True)
-    if step_type == "SequenceCall":
-        if len(uut.stack) > MAX_DEPTH:
-            raise _ParseError(number, f"sequences are nested deeper than {MAX_DEPTH}")
-        node.children = []
-        node.seq_call = SequenceCallInfo(path=name, name=name, version=None)
-        parent.children.append(node)
-        uut.stack.append(node)
-        return
-    if step_type == "NumericLimitTest":
-        node.step_type = "ET_NLT"
-        node.numeric = [_numeric_measurement(number, cells, None)]
-        node.status = node.status or node.numeric[0].status
-    elif step_type == "PassFailTest":
-        node.step_type = "ET_PFT"
-        node.status = node.status or _pass_fail(number, cells)
-        node.boolean = [BooleanMeasurement(status=node.status)]
-    elif step_type == "StringValueTest":
-        node.step_type = "ET_SVT"
-        node.string = [_string_measurement(number, cells, node.status)]
-        node.status = node.string[0].status
-    else:
-        node.step_type = "Action"
-        node.status = node.status or Status.PASSED
+    # _Node takes the common columns in the order _common gives them.
+    node = _Node(number, uut.new_id(), step_type, name, *_common(number, cells))
+    if len(uut.stack) > MAX_DEPTH:
+        raise _ParseError(number, f"sequences are nested deeper than {MAX_DEPTH}")
+    node.children = []
+    node.seq_call = SequenceCallInfo(path=name, name=name, version=None)
     parent.children.append(node)
+    uut.stack.append(node)
 
 
-def _common(number: int, cells: list[str], node: _Node, *, overwrite: bool) -> None:
-    """Status, ExecutionTime, ReportText, ErrorCode, ErrorMessage of a row onto ``node``."""
-    # Spelled out, not a loop over a dict of fields: this runs for every step row.
-    status = _status(number, cells)
-    tot_time = _number(number, cells, "ExecutionTime")
-    report_text = _cell(cells, "ReportText") or None
-    error_code = _integer(number, cells, "ErrorCode")
-    error_message = _cell(cells, "ErrorMessage") or None
+#: Status, ExecutionTime, ReportText, ErrorCode, ErrorMessage of a row (None when empty).
+_Common = tuple[Status | None, float | None, str | None, int | None, str | None]
+
+
+_NO_COMMON: _Common = (None, None, None, None, None)
+#: The Step fields of the common columns after Status, in _common's order.
+_COMMON_FIELDS = ("tot_time", "report_text", "error_code", "error_message")
+
+
+def _common(number: int, cells: list[str]) -> _Common:
+    """The columns every step row may carry, read in this order (so is an error's column)."""
+    status, tot_time, report_text, error_code, error_message = cells[_STATUS : _ERROR_MESSAGE + 1]
+    return (
+        _status(number, status) if status else None,
+        _float(number, tot_time, "ExecutionTime") if tot_time else None,
+        report_text or None,
+        _int(number, error_code, "ErrorCode") if error_code else None,
+        error_message or None,
+    )
+
+
+def _set_common(node: _Node, common: _Common, *, overwrite: bool) -> None:
+    """``common`` onto ``node``; without ``overwrite`` only the columns given."""
+    status, tot_time, report_text, error_code, error_message = common
     if status is not None or overwrite:
         node.status = status
     if tot_time is not None or overwrite:
@@ -538,34 +661,60 @@ def _common(number: int, cells: list[str], node: _Node, *, overwrite: bool) -> N
         node.error_message = error_message
 
 
-def _numeric_measurement(number: int, cells: list[str], name: str | None) -> NumericMeasurement:
-    value = _number(number, cells, "Value")
-    low = _number(number, cells, "LowLimit")
-    high = _number(number, cells, "HighLimit")
-    given = _comp_op(number, cells)
-    status = _status(number, cells)
-    try:
-        comp_op, low, high = encode_limits(given, low, high)
-    except ValueError as exc:
-        raise _ParseError(number, str(exc), "CompOperator") from None
+def _limit_cells(number: int, cells: _LimitCells) -> _Limits:
+    """The LowLimit, HighLimit and CompOperator cells read, in this order (so are errors)."""
+    low_text, high_text, op_text = cells
+    low = _float(number, low_text, "LowLimit") if low_text else None
+    high = _float(number, high_text, "HighLimit") if high_text else None
+    # The operator as spelt in _COMP_OPS (nearly always) is looked up without a call.
+    given = (_COMP_OPS.get(op_text) or _comp_op(number, op_text)) if op_text else None
+    return given, low, high
+
+
+def _numeric_measurement(
+    number: int, cells: list[str], name: str | None, seen: dict[_LimitCells, _Limits]
+) -> NumericMeasurement:
+    """The measurement of a numeric row; ``seen`` holds the limit cells read before."""
+    # Cells are read, and errors told, in the order Value, LowLimit, HighLimit,
+    # CompOperator, Status (then the limits against the operator).
+    text = cells[_VALUE]
+    value = _float(number, text, "Value") if text else None
+    # The limits of a test are the same in every UUT of a file, and often from test to
+    # test: the same three cells are read once (a cell that does not read raises, so
+    # only cells that read well are kept).
+    key = (cells[_LOW_LIMIT], cells[_HIGH_LIMIT], cells[_COMP_OPERATOR])
+    limits = seen.get(key)
+    if limits is None:
+        limits = seen[key] = _limit_cells(number, key)
+    given, low, high = limits
+    text = cells[_STATUS]
+    status = _status(number, text) if text else None
+    if low is not None and high is not None and (given is None or given in _TWO_LIMITS):
+        # The usual row: what encode_limits returns for it, without its checks.
+        comp_op = _GELE if given is None else given
+    else:
+        try:
+            comp_op, low, high = encode_limits(given, low, high)
+        except ValueError as exc:
+            raise _ParseError(number, str(exc), "CompOperator") from None
     if value is None and status is None:
         raise _ParseError(number, "a numeric test needs a Value (or a Status)", "Value")
     if status is None:
         assert value is not None
-        status = Status.PASSED if comp_op.evaluate(value, low, high) else Status.FAILED
+        status = _PASSED if _PASSES[comp_op](value, low, high) else _FAILED
     return NumericMeasurement(
         name=name,
         comp_op=comp_op,
         value=value,
         low_limit=low,
         high_limit=high,
-        unit=_cell(cells, "Unit") or None,
+        unit=cells[_UNIT] or None,
         status=status,
     )
 
 
 def _multi_numeric_row(number: int, cells: list[str], uut: _Uut, parent: _Node, name: str) -> None:
-    measure = _cell(cells, "MeasureName")
+    measure = cells[_MEASURE_NAME]
     if not measure:
         raise _ParseError(
             number, "a MultipleNumericLimitTest row needs a MeasureName", "MeasureName"
@@ -573,7 +722,7 @@ def _multi_numeric_row(number: int, cells: list[str], uut: _Uut, parent: _Node, 
     assert parent.children is not None
     last = parent.children[-1] if parent.children else None
     continues = (
-        last is not None
+        isinstance(last, _Node)
         and last.step_type == "ET_MNLT"
         and (not name or name == last.name)
         and last.numeric is not None
@@ -589,20 +738,19 @@ def _multi_numeric_row(number: int, cells: list[str], uut: _Uut, parent: _Node, 
             )
         last = _Node(number, uut.new_id(), "ET_MNLT", name, numeric=[])
         parent.children.append(last)
-        _common(number, cells, last, overwrite=True)
+        _set_common(last, _common(number, cells), overwrite=True)
         last.status = None  # the Status column is the measurement's; the step's is rolled up
     else:
-        assert last is not None
-        tot_time = _number(number, cells, "ExecutionTime")
-        if tot_time is not None:
-            last.tot_time = (last.tot_time or 0.0) + tot_time
-    assert last is not None
+        assert isinstance(last, _Node)
+        text = cells[_EXECUTION_TIME]
+        if text:
+            last.tot_time = (last.tot_time or 0.0) + _float(number, text, "ExecutionTime")
     assert last.numeric is not None
-    last.numeric.append(_numeric_measurement(number, cells, measure))
+    last.numeric.append(_numeric_measurement(number, cells, measure, uut.limits))
 
 
 def _pass_fail(number: int, cells: list[str]) -> Status:
-    text = _cell(cells, "Value")
+    text = cells[_VALUE]
     if text.lower() in _TRUE:
         return Status.PASSED
     if text.lower() in _FALSE:
@@ -613,9 +761,10 @@ def _pass_fail(number: int, cells: list[str]) -> Status:
 
 
 def _string_measurement(number: int, cells: list[str], status: Status | None) -> StringMeasurement:
-    value = _cell(cells, "Value")
-    limit = _cell(cells, "LowLimit") or None
-    comp_op = _comp_op(number, cells)
+    value = cells[_VALUE]
+    limit = cells[_LOW_LIMIT] or None
+    text = cells[_COMP_OPERATOR]
+    comp_op = _comp_op(number, text) if text else None
     if comp_op is None:
         comp_op = CompOp.CASESENSIT if limit is not None else CompOp.LOG
     if not comp_op.is_string:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pywats.converters import ConversionContext, Source, StationDefaults, run_converter
-from pywats.converters.wstf import WstfArguments, WstfConverter
+from pywats.converters.wstf import _PASSES, WstfArguments, WstfConverter
 from pywats.errors import ConversionError
 from pywats.report import CompOp, Report, Result, Status, StepKind, wsjf
 
@@ -242,6 +242,29 @@ def test_limits_are_encoded_the_wats_way(
     report = one(uut(row("NumericLimitTest", "N", "", "5", low, high, op)))
     (meas,) = report.steps()[1].numeric_meas or []
     assert (meas.comp_op, meas.low_limit, meas.high_limit) == expected
+
+
+@pytest.mark.parametrize("op", [op for op in CompOp if op.is_numeric])
+def test_the_converters_comparison_table_agrees_with_comp_op(op: CompOp) -> None:
+    # wstf compares numeric rows through its own table (_PASSES), not CompOp.evaluate.
+    limits = {0: [(None, None)], 1: [(1.0, None)], 2: [(1.0, 2.0), (2.0, 1.0), (1.0, 1.0)]}
+    for low, high in limits[op.limit_count]:
+        for value in (-1.0, 0.0, 1.0, 1.5, 2.0, 3.0):
+            assert _PASSES[op](value, low, high) is op.evaluate(value, low, high), (value, low)
+
+
+def test_limit_cells_read_once_give_the_same_steps_and_errors() -> None:
+    # The limit cells a file repeats are read once; every row still gets its own verdict,
+    # and a row's other cells are still checked.
+    rows = [row("NumericLimitTest", f"N{v}", "", v, "4.9", "5.1", "GELE") for v in ("5", "6")]
+    two = convert(uut(*rows) + uut(*rows, sn="SN-2"))
+    statuses = [[s.status for s in r.steps()[1:]] for r in two]
+    assert statuses == [[Status.PASSED, Status.FAILED]] * 2
+    bad = row("NumericLimitTest", "N", "", "5", "4.9", "5.1", "GELE", "", "Meh")
+    assert "line 8, column Status" in error(uut(rows[0], bad))
+    assert "line 8, column Value" in error(uut(rows[0], rows[0].replace("\t5\t", "\tx\t")))
+    wrong = row("NumericLimitTest", "N", "", "5", "4.9", "", "GELE")
+    assert "line 8, column CompOperator" in error(uut(rows[0], wrong))
 
 
 def test_uut_status_overrides_the_computed_result() -> None:
