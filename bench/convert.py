@@ -4,9 +4,10 @@
 
 For each converter: the real files of ``tests/data/equipment/<format>/`` (wsjf and wsxf:
 the WATS exports in ``tests/data``; wstf and csv: generated files, as ``tests/data`` has
-none they could read without a config), converted over and over on one core (one
-thread, in this process) for at least ``--seconds`` (default 1 s), reading nothing
-from disk while timed. Figures per format:
+none they could read without a config; csv in two rows: ``csv`` a tester's ``Key;Value``
+block and measurement table, one report per file, and ``csv-rows`` one report per row),
+converted over and over on one core (one thread, in this process) for at least
+``--seconds`` (default 1 s), reading nothing from disk while timed. Figures per format:
 
 * files/s and MB/s of conversion (target: at least 5 MB/s per format): what
   :func:`~pywats.converters.run_converter` does for the service, parsing and the one
@@ -61,12 +62,44 @@ FORMATS = (
     "klippel",
 )
 
+#: The ``csv-rows`` file: a wide table, one report per row.
 CSV_ARGUMENTS: dict[str, Any] = {
     "columns": {"sn": "Serial", "start": "Date", "operator": "Operator"},
     "constants": {"pn": "PCBA-100", "rev": "A"},
     "steps": [
         {"valueColumn": "VCC", "lowColumn": "VCC_min", "highColumn": "VCC_max", "unit": "V"},
         {"valueColumn": "Idle", "name": "Idle current", "high": 0.5, "unit": "A"},
+    ],
+}
+
+#: The ``csv`` file: complete example 1 of docs/converters.md (an FCT tester), its config.
+CSV_FCT_ARGUMENTS: dict[str, Any] = {
+    "mode": "file",
+    "delimiter": ";",
+    "decimal": ",",
+    "encoding": "latin-1",
+    "startFormat": "%Y.%m.%d. %H:%M",
+    "timezone": "Europe/Budapest",
+    "constants": {"rev": "A", "processCode": 20},
+    "keys": {
+        "sn": "SerialNumber",
+        "pn": "Part Number",
+        "machineName": "Machine ID",
+        "start": "Start Time",
+        "execTime": "Testing time(sec)",
+        "result": "Result",
+        "errorCode": "Error Code",
+        "miscInfos": {"MainSerial": "MainSerial", "Part Type": "Part Type", "MES": "MES"},
+    },
+    "steps": [
+        {
+            "valueColumn": "Value",
+            "nameColumn": "StepName",
+            "lowColumn": "Min",
+            "highColumn": "Max",
+            "unitColumn": "Unit",
+            "statusColumn": "Status",
+        }
     ],
 }
 
@@ -78,6 +111,9 @@ class Input:
     path: Path
     source: Source
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    #: A row of its own in the table instead of the format's (``csv-rows``), with a note of
+    #: its reports/s: files/s says little of a file that holds many reports.
+    row: str | None = None
 
     @property
     def size(self) -> int:
@@ -98,6 +134,40 @@ def _wstf_file(uuts: int = 40, steps: int = 250) -> bytes:
         )
         parts.append("EndSequenceCall\n--Step-Data-End--\nUUTStatus\tPassed\n--UUT-End--\n")
     return "".join(parts).encode()
+
+
+def _csv_fct_file(rounds: int = 3_000) -> bytes:
+    """Complete example 1 of docs/converters.md (Latin-1, CRLF, decimal comma) with its
+    eight measurements repeated ``rounds`` times (numbered): one report, about 1 MB."""
+    table = (
+        ("Tápfeszültség 24V", "23,5", "24,02", "24,5", "V"),
+        ("Feszültség 5V", "4,85", "5,01", "5,15", "V"),
+        ("Feszültség 3V3", "3,2", "3,31", "3,4", "V"),
+        ("Áramfelvétel", "0,1", "0,182", "0,25", "A"),
+        ("Szivárgási áram", "", "0,8", "2", "µA"),
+        ("Szigetelési ellenállás", "100", "512", "", "MOhm"),
+        ("Hõmérséklet NTC1", "15", "23,6", "45", "°C"),
+        ("Ventilátor fordulat", "", "2950", "", "rpm"),
+    )
+    lines = [
+        "SerialNumber;HU2411290012",
+        "MainSerial;MB-7731-0042",
+        "Part Number;40-1187-03",
+        "Part Type;Tápegység vezérlõ",
+        "Machine ID;FCT-03",
+        "MES;OK",
+        "Start Time;2024.11.29. 16:18",
+        "Testing time(sec);47,3",
+        "Result;Passed",
+        "Error Code;0",
+        "StepName;Min;Value;Max;Unit;Status",
+    ]
+    lines.extend(
+        f"{name} {n};{low};{value};{high};{unit};Passed"
+        for n in range(rounds)
+        for name, low, value, high, unit in table
+    )
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 
 def _csv_file(rows: int = 20_000) -> bytes:
@@ -136,8 +206,12 @@ def inputs(name: str, converter: Converter) -> list[Input]:
     if name == "wstf":
         return [Input(Path("bench.txt"), Source(Path("bench.txt"), _wstf_file()))]
     if name == "csv":
-        source = Source(Path("bench.csv"), _csv_file())
-        return [Input(Path("bench.csv"), source, CSV_ARGUMENTS)]
+        fct = Source(Path("bench-fct.csv"), _csv_fct_file())
+        rows = Source(Path("bench.csv"), _csv_file())
+        return [
+            Input(fct.path, fct, CSV_FCT_ARGUMENTS),
+            Input(rows.path, rows, CSV_ARGUMENTS, row="csv-rows"),
+        ]
     if name == "wsjf":
         paths = sorted(DATA.glob("*.json"))
     elif name == "wsxf":
@@ -181,13 +255,33 @@ def _load(name: str) -> type[Converter] | str:
 
 
 def bench(name: str, cls: type[Converter], candidates: list[Candidate], seconds: float) -> str:
+    """The table's row of a format (and the rows of its inputs that have their own)."""
     converter = cls()
-    files = inputs(name, converter)
+    rows: dict[str, list[Input]] = {}
+    for item in inputs(name, converter):
+        rows.setdefault(item.row or name, []).append(item)
+    return "\n".join(
+        _bench_row(row, cls, converter, files, candidates, seconds, note=row != name)
+        for row, files in (rows or {name: []}).items()
+    )
+
+
+def _bench_row(
+    name: str,
+    cls: type[Converter],
+    converter: Converter,
+    files: list[Input],
+    candidates: list[Candidate],
+    seconds: float,
+    *,
+    note: bool,
+) -> str:
     good: list[Input] = []
+    reports = 0
     for item in files:
         context = ConversionContext(arguments=dict(item.arguments))
         try:
-            run_converter(converter, item.source, context)
+            reports += len(run_converter(converter, item.source, context))
         except ConversionError as exc:
             print(f"  {name}: {item.path.name} does not convert, left out: {exc}")
             continue
@@ -223,10 +317,16 @@ def bench(name: str, cls: type[Converter], candidates: list[Candidate], seconds:
     rounds_c, elapsed_c = _timed(lambda: [choose(n, h, candidates) for n, h in heads], 0.2)
     choose_us = elapsed_c / (rounds_c * len(heads)) * 1e6
     verdict = "ok" if mb_s >= TARGET_MB_S else f"BELOW {TARGET_MB_S:g} MB/s"
-    return (
+    line = (
         f"{name:<18} {len(good):>5} {total / 1e6:>9.3f} {files_s:>10,.1f} {mb_s:>8.2f} "
         f"{own_us:>9} {choose_us:>10.0f}  {verdict}"
     )
+    if note:
+        per_file = reports / len(good)
+        line += (
+            f"\n{'':<18} ({per_file:,.0f} reports per file: {files_s * per_file:,.0f} reports/s)"
+        )
+    return line
 
 
 def main(seconds: float, only: list[str]) -> None:

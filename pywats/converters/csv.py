@@ -385,14 +385,21 @@ class _RowError(Exception):
         super().__init__(f"{', '.join(parts)}: {reason}" if parts else reason)
 
 
-@attrs.frozen
 class _Value:
-    """A header value as the file gave it: its text, and where (for messages)."""
+    """A header value as the file gave it: its text, and where (for messages).
 
-    text: str
-    line: int | None
-    column: str | None = None
-    key: str | None = None
+    A plain slotted class, not attrs: ``mode = "row"`` makes some for every row.
+    """
+
+    __slots__ = ("column", "key", "line", "text")
+
+    def __init__(
+        self, text: str, line: int | None, column: str | None = None, key: str | None = None
+    ) -> None:
+        self.text = text
+        self.line = line
+        self.column = column
+        self.key = key
 
     def error(self, reason: str) -> _RowError:
         return _RowError(self.line, reason, self.column, key=self.key)
@@ -418,18 +425,6 @@ class _Row:
         return cells[at].strip() if at is not None and at < len(cells) else ""
 
 
-def _fast_float(text: str) -> float | None:
-    """``float(text)`` when it is what :func:`parse_float` accepts, else None (then that
-    gives the reason). ``float`` alone also takes ``nan``, ``1_000`` and non-ASCII digits."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if "_" in text or not text.isascii() or not math.isfinite(value):
-        return None
-    return value
-
-
 def _number(value: _Value, decimal: str) -> float:
     text = value.text.strip()
     if decimal == ",":
@@ -453,6 +448,8 @@ class _Table:
     """Every data row, for ``mode = "row"``; empty for ``file``, whose rows become
     ``steps`` while the file is read (so a large file is not held twice)."""
     steps: list[Step]
+    plans: list[_StepPlan]
+    """How each ``steps`` entry reads this file's rows (for ``mode = "row"``)."""
 
 
 class CsvConverter:
@@ -479,7 +476,12 @@ class CsvConverter:
             table = _read_table(text, args)
             groups: list[tuple[_Row | None, list[Step]]]
             if args.mode == "row":
-                groups = [(row, _StepBuilder(args, row.index).rows([row])) for row in table.rows]
+                # The row's steps: ids from 2 (the root is 1), as _StepBuilder numbers them.
+                plans = list(enumerate(table.plans, start=2))
+                groups = [
+                    (row, [plan.step(row.cells, row.line, at) for at, plan in plans])
+                    for row in table.rows
+                ]
             else:
                 groups = [(table.first, table.steps)]
             reports = []
@@ -560,7 +562,7 @@ def _read_table(text: str, args: CsvArguments) -> _Table:
     rows: list[_Row] = []
     by_row = args.mode == "row"
     first: _Row | None = None
-    builder = _StepBuilder(args, index)
+    builder = _StepBuilder([])
     keys: dict[str, _Value] = {}
     ended = False
     line = skipped
@@ -583,7 +585,7 @@ def _read_table(text: str, args: CsvArguments) -> _Table:
                 width = len(header)
                 for at, name in enumerate(header):
                     index.setdefault(name, at)
-                builder = _StepBuilder(args, index)
+                builder = _StepBuilder([_StepPlan(spec, index, args) for spec in args.steps])
                 continue
             if special:
                 only = _only_text(cells)
@@ -629,7 +631,8 @@ def _read_table(text: str, args: CsvArguments) -> _Table:
     if first is None and (by_row or not block or wanted - _step_columns(args)):
         # One report per row needs rows; so do header fields taken from a column.
         raise _RowError(header_line or line, "the file has a header row but no data rows")
-    return _Table(keys, header_line, line, first, rows, [] if by_row else builder.finish())
+    steps = [] if by_row else builder.finish()
+    return _Table(keys, header_line, line, first, rows, steps, builder.plans)
 
 
 def _step_columns(args: CsvArguments) -> set[str]:
@@ -662,13 +665,18 @@ def _check_header(header: list[str], line: int, args: CsvArguments) -> None:
             raise _RowError(line, f"column {column!r} ({key}) appears twice in the header row")
 
 
-@attrs.frozen
 class _Header:
-    """Where the header fields of one report come from: its first row and the file's keys."""
+    """Where the header fields of one report come from: its first row and the file's keys.
 
-    row: _Row | None
-    table: _Table
-    args: CsvArguments
+    A plain slotted class, not attrs: ``mode = "row"`` makes one per row.
+    """
+
+    __slots__ = ("args", "row", "table")
+
+    def __init__(self, row: _Row | None, table: _Table, args: CsvArguments) -> None:
+        self.row = row
+        self.table = table
+        self.args = args
 
     def value(self, field: str) -> _Value | None:
         """The field's text from its column or key; None when not mapped or not there."""
@@ -699,14 +707,14 @@ class _Header:
         if source is None:
             constant: str | None = getattr(self.args.constants, field, None)
             return constant
-        if required:
-            return self.required(field).text
         from_column, name = source
         if from_column:
             text = self.row.get(name) if self.row is not None else ""
         else:
             found = self.table.keys.get(name)
             text = found.text if found is not None else ""
+        if required and not text:
+            self.required(field)  # raises: says whether the column is empty or the key missing
         return text or None
 
     def present(self, field: str) -> _Value | None:
@@ -756,12 +764,33 @@ def _mapped_word(
         raise value.error(f"{text!r} is neither in {what} ({known}) nor a status word") from None
 
 
+# Enum members as module constants for the code that runs per row: a member looked up on
+# its class (``Status.PASSED``) goes through the enum metaclass, ~90 ns each time.
+_MAIN, _UUT = StepGroup.MAIN, ReportType.UUT
+_PASSED, _FAILED, _SKIPPED = Status.PASSED, Status.FAILED, Status.SKIPPED
+_GELE, _GE, _LE, _LOG = CompOp.GELE, CompOp.GE, CompOp.LE, CompOp.LOG
+
+
 class _StepPlan:
-    """Where one ``steps`` entry finds its cells in this file's rows (header positions)."""
+    """How one ``steps`` entry makes its step from a row: where its cells are in this file's
+    rows (header positions), and what it needs, looked up once per file, not per row."""
 
-    __slots__ = ("high", "low", "name", "spec", "status", "unit", "value")
+    __slots__ = (
+        "args",
+        "comma",
+        "constant_name",
+        "high",
+        "low",
+        "name",
+        "spec",
+        "status",
+        "status_of",
+        "unit",
+        "value",
+        "width",
+    )
 
-    def __init__(self, spec: NumericStep, index: Mapping[str, int]) -> None:
+    def __init__(self, spec: NumericStep, index: Mapping[str, int], args: CsvArguments) -> None:
         def at(column: str | None) -> int:
             # -1: not mapped (a constant, or nothing); every mapped column is in the header.
             return index.get(column, -1) if column is not None else -1
@@ -773,109 +802,130 @@ class _StepPlan:
         self.high = at(spec.highColumn)
         self.unit = at(spec.unitColumn)
         self.status = at(spec.statusColumn)
+        #: The cells a row needs for every position above to be there.
+        self.width = 1 + max(self.value, self.name, self.low, self.high, self.unit, self.status)
+        self.constant_name = spec.step_name  # when there is no name column
+        self.args = args
+        self.comma = args.decimal == ","
+        #: Status cell text -> its status, for the texts met so far in this file: a status
+        #: column holds a handful of words, each looked up (map, then words) once.
+        self.status_of: dict[str, Status] = {}
 
-
-def _cell(cells: list[str], at: int) -> str:
-    return cells[at].strip() if 0 <= at < len(cells) else ""
-
-
-def _cell_number(
-    cells: list[str], at: int, line: int, column: str | None, decimal: str
-) -> float | None:
-    text = cells[at].strip() if 0 <= at < len(cells) else ""
-    if not text:
-        return None
-    value = _fast_float(text.replace(",", ".") if decimal == "," else text)
-    if value is None:
-        return _number(_Value(text, line, column), decimal)  # raises, with the reason
-    return value
-
-
-def _step(cells: list[str], line: int, plan: _StepPlan, step_id: int, args: CsvArguments) -> Step:
-    spec = plan.spec
-    decimal = args.decimal
-    if plan.name >= 0:
-        name = _cell(cells, plan.name)
-        if not name:
-            raise _RowError(
-                line, "empty, but the step name comes from this column", spec.nameColumn
+    def step(self, cells: list[str], line: int, step_id: int) -> Step:
+        """The step of one data row (``cells``, at ``line``)."""
+        if len(cells) < self.width:
+            # A short row: the cells it does not have are empty.
+            cells = cells + [""] * (self.width - len(cells))
+        spec = self.spec
+        if self.name >= 0:
+            name = cells[self.name].strip()
+            if not name:
+                raise _RowError(
+                    line, "empty, but the step name comes from this column", spec.nameColumn
+                )
+        else:
+            name = self.constant_name
+        status: Status | None = None
+        if self.status >= 0:
+            text = cells[self.status].strip()
+            if text:
+                status = self.status_of.get(text)
+                if status is None:
+                    status = self.status_of[text] = self._status(text, line)
+        text = cells[self.value].strip()
+        if not text:
+            # Nothing measured (the tester stopped early): the step is there, skipped.
+            return Step(
+                id=step_id, group=_MAIN, step_type="ET_NLT", name=name, status=status or _SKIPPED
             )
-    else:
-        name = spec.step_name
-    status: Status | None = None
-    text = _cell(cells, plan.status) if plan.status >= 0 else ""
-    if text:
-        words = args.status_words
+        value = self.number(text, line, spec.valueColumn)
+        low = spec.low
+        if self.low >= 0:
+            text = cells[self.low].strip()
+            low = self.number(text, line, spec.lowColumn) if text else None
+        high = spec.high
+        if self.high >= 0:
+            text = cells[self.high].strip()
+            high = self.number(text, line, spec.highColumn) if text else None
+        comp_op = spec.compOp
+        if comp_op is None:
+            # encode_limits' inference inline, as it runs per row: both limits GELE, only
+            # low GE, only high LE (its limit in lowLimit), none LOG; and the verdict (the
+            # value is finite), used when no status column gave one.
+            if low is not None:
+                if high is not None:
+                    comp_op, passed = _GELE, low <= value <= high
+                else:
+                    comp_op, passed = _GE, value >= low
+            elif high is not None:
+                comp_op, passed = _LE, value <= high
+                low, high = high, None
+            else:
+                comp_op, passed = _LOG, True
+            if status is None:
+                status = _PASSED if passed else _FAILED
+        else:
+            try:
+                comp_op, low, high = encode_limits(comp_op, low, high)
+            except ValueError as exc:
+                column = spec.lowColumn or spec.highColumn or spec.valueColumn
+                raise _RowError(line, f"step {name!r}: {exc}", column) from None
+            if status is None:
+                status = _PASSED if comp_op.evaluate(value, low, high) else _FAILED
+        unit = (cells[self.unit].strip() or None) if self.unit >= 0 else spec.unit
+        measurement = NumericMeasurement(
+            comp_op=comp_op, value=value, low_limit=low, high_limit=high, unit=unit, status=status
+        )
+        return Step(
+            id=step_id,
+            group=_MAIN,
+            step_type="ET_NLT",
+            name=name,
+            status=status,
+            numeric_meas=[measurement],
+        )
+
+    def number(self, text: str, line: int, column: str | None) -> float:
+        """The number in a cell (``text``: stripped, not empty); the error names the cell."""
+        number = text.replace(",", ".") if self.comma else text
+        try:
+            value = float(number)
+        except ValueError:
+            value = math.nan  # not a number: told below
+        # float() also takes "1_000", non-ASCII digits, "nan" and "inf": none is a measured
+        # value. Those, and what float() refuses, get parse_float's reason.
+        if not math.isfinite(value) or "_" in number or not number.isascii():
+            return _number(_Value(text, line, column), "," if self.comma else ".")  # raises
+        return value
+
+    def _status(self, text: str, line: int) -> Status:
+        """The status a status cell's text (stripped, not empty) means: ``statusMap`` first,
+        then the status words; the error names the cell."""
+        words = self.args.status_words
         found = words.get(text.lower()) if words else None
         if found is None:
             try:
                 found = parse_status(text)
             except ValueError:
-                cell = _Value(text, line, spec.statusColumn)
-                found = _mapped_word(cell, args.statusMap, words, "statusMap")  # raises
+                cell = _Value(text, line, self.spec.statusColumn)
+                found = _mapped_word(cell, self.args.statusMap, words, "statusMap")  # raises
         assert isinstance(found, Status)
-        status = found
-    value = _cell_number(cells, plan.value, line, spec.valueColumn, decimal)
-    if value is None:
-        # Nothing measured (the tester stopped early): the step is there, skipped.
-        return Step(
-            id=step_id,
-            group=StepGroup.MAIN,
-            step_type="ET_NLT",
-            name=name,
-            status=status or Status.SKIPPED,
-        )
-    if plan.low >= 0:
-        low = _cell_number(cells, plan.low, line, spec.lowColumn, decimal)
-    else:
-        low = spec.low
-    if plan.high >= 0:
-        high = _cell_number(cells, plan.high, line, spec.highColumn, decimal)
-    else:
-        high = spec.high
-    try:
-        comp_op, low, high = encode_limits(spec.compOp, low, high)
-    except ValueError as exc:
-        column = spec.lowColumn or spec.highColumn or spec.valueColumn
-        raise _RowError(line, f"step {name!r}: {exc}", column) from None
-    if status is None:
-        # The inferred operators inline (CompOp.evaluate is general, and slow per row);
-        # the value is finite and every limit the operator needs is there (encode_limits).
-        if comp_op is CompOp.GELE and low is not None and high is not None:
-            passed = low <= value <= high
-        elif comp_op is CompOp.GE and low is not None:
-            passed = value >= low
-        elif comp_op is CompOp.LE and low is not None:
-            passed = value <= low
-        else:
-            passed = comp_op.evaluate(value, low, high)
-        status = Status.PASSED if passed else Status.FAILED
-    unit = (_cell(cells, plan.unit) or None) if plan.unit >= 0 else spec.unit
-    measurement = NumericMeasurement(
-        comp_op=comp_op, value=value, low_limit=low, high_limit=high, unit=unit, status=status
-    )
-    return Step(
-        id=step_id,
-        group=StepGroup.MAIN,
-        step_type="ET_NLT",
-        name=name,
-        status=status,
-        numeric_meas=[measurement],
-    )
+        return found
 
 
 class _StepBuilder:
     """The steps of a report, made row by row; a section row opens a sequence that holds
     the steps after it (until the next section)."""
 
-    def __init__(self, args: CsvArguments, index: Mapping[str, int]) -> None:
-        self.args = args
-        self.plans = [_StepPlan(spec, index) for spec in args.steps]
+    def __init__(self, plans: list[_StepPlan]) -> None:
+        self.plans = plans
         self.top: list[Step | tuple[int, str, list[Step]]] = []
         self.current: list[Step] | None = None
+        self.sections = False
         self.next_id = 2  # the root is 1; ids follow the order of the file (depth first)
 
     def section(self, name: str) -> None:
+        self.sections = True
         self.current = []
         self.top.append((self.next_id, name, self.current))
         self.next_id += 1
@@ -883,15 +933,12 @@ class _StepBuilder:
     def add(self, cells: list[str], line: int) -> None:
         into = self.top if self.current is None else self.current
         for plan in self.plans:
-            into.append(_step(cells, line, plan, self.next_id, self.args))
+            into.append(plan.step(cells, line, self.next_id))
             self.next_id += 1
 
-    def rows(self, rows: list[_Row]) -> list[Step]:
-        for row in rows:
-            self.add(row.cells, row.line)
-        return self.finish()
-
     def finish(self) -> list[Step]:
+        if not self.sections:
+            return self.top  # type: ignore[return-value]  # only steps: no section was opened
         out: list[Step] = []
         for item in self.top:
             if isinstance(item, Step):
@@ -959,7 +1006,7 @@ def _build_report(
     start, start_utc = _start(header, args)
     station = context.station
     return Report(
-        type=ReportType.UUT,
+        type=_UUT,
         id=report_id,
         pn=header.text("pn", required=True) or "",
         sn=header.text("sn", required=True) or "",
@@ -983,7 +1030,7 @@ def _build_report(
         misc_infos=misc or None,
         root=Step(
             id=1,
-            group=StepGroup.MAIN,
+            group=_MAIN,
             step_type="SequenceCall",
             name=args.sequenceName,
             status=root_status,

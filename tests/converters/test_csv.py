@@ -917,3 +917,61 @@ def test_a_large_tester_file_takes_linear_time() -> None:
 
     small, large = seconds(500), seconds(4000)
     assert large < 16 * small + 0.2, (small, large)  # 8 times the rows: not 64 times the time
+
+
+def test_short_rows_lack_their_last_cells() -> None:
+    # A row may stop before the header's last columns: the cells it lacks are empty.
+    text = "Name;Value;Low;High;Unit;Status\nA;5;4;6;V;Passed\nB;5;4\nC;7;4;6\nD\n"
+    raw = {
+        "mode": "file",
+        "delimiter": ";",
+        "constants": {"pn": "P", "sn": "S", "rev": "1"},
+        "steps": [
+            {
+                "valueColumn": "Value",
+                "nameColumn": "Name",
+                "lowColumn": "Low",
+                "highColumn": "High",
+                "unitColumn": "Unit",
+                "statusColumn": "Status",
+            }
+        ],
+    }
+    (report,) = convert(text, raw)
+    steps = report.steps()[1:]
+    assert [(s.name, s.status) for s in steps] == [
+        ("A", Status.PASSED),
+        ("B", Status.PASSED),
+        ("C", Status.FAILED),
+        ("D", Status.SKIPPED),
+    ]
+    b_meas = steps[1].numeric_meas
+    assert b_meas is not None
+    assert (b_meas[0].comp_op, b_meas[0].low_limit, b_meas[0].unit) == (CompOp.GE, 4.0, None)
+    assert steps[3].numeric_meas is None
+
+
+def test_status_texts_repeated_row_after_row() -> None:
+    # Each status text means the same on every row, in any case; a bad one is still
+    # refused at its own line, after the same text was fine on others.
+    rows = ["OK", "ok", "0", "1", "Passed", "0", "OK", "1", "FAIL"]
+    text = "Name;Meas;Res\n" + "".join(f"S{n};{n};{r}\n" for n, r in enumerate(rows))
+    raw = {
+        "mode": "file",
+        "delimiter": ";",
+        "constants": {"pn": "P", "sn": "S", "rev": "1"},
+        "statusMap": {"0": "Passed", "1": "Failed", "ok": "Error"},
+        "steps": [{"valueColumn": "Meas", "nameColumn": "Name", "statusColumn": "Res"}],
+    }
+    (report,) = convert(text, raw)
+    words = {"OK": Status.ERROR, "ok": Status.ERROR, "0": Status.PASSED, "1": Status.FAILED}
+    words |= {"Passed": Status.PASSED, "FAIL": Status.FAILED}
+    assert [s.status for s in report.steps()[1:]] == [words[r] for r in rows]
+    message = error(text + "S9;9;maybe\nS10;10;OK\n", raw)
+    assert "line 11, column 'Res'" in message
+    assert "'maybe'" in message
+
+
+def test_an_empty_required_cell_names_its_line_and_column() -> None:
+    text = WIDE.replace("SN-2,", ",")
+    assert "line 3, column 'Serial': empty, but sn comes from this column" in error(text)
