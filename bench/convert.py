@@ -1,13 +1,15 @@
 """Benchmark every converter on real files, and the cost of choosing one. Prints figures.
 
-    .venv/bin/python bench/convert.py [--seconds S] [--format NAME ...]
+    .venv/bin/python bench/convert.py [--seconds S] [--format NAME ...] [--python-gc]
 
 For each converter: the real files of ``tests/data/equipment/<format>/`` (wsjf and wsxf:
 the WATS exports in ``tests/data``; wstf and csv: generated files, as ``tests/data`` has
 none they could read without a config; csv in two rows: ``csv`` a tester's ``Key;Value``
 block and measurement table, one report per file, and ``csv-rows`` one report per row),
 converted over and over on one core (one thread, in this process) for at least
-``--seconds`` (default 1 s), reading nothing from disk while timed. Figures per format:
+``--seconds`` (default 1 s), reading nothing from disk while timed, with the garbage
+collector set as ``pywats serve`` sets it (:mod:`pywats.collector`; ``--python-gc``
+keeps Python's thresholds). Figures per format:
 
 * files/s and MB/s of conversion (target: at least 5 MB/s per format): what
   :func:`~pywats.converters.run_converter` does for the service, parsing and the one
@@ -24,6 +26,8 @@ a target is missed: a bench prints figures, it does not assert.
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import os
 import platform
 import sys
@@ -34,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from pywats.collector import tune_collector
 from pywats.converters import BUILTINS, ConversionContext, Source, run_converter
 from pywats.converters.base import Converter, structure_arguments
 from pywats.converters.registry import check_converter_class, import_spec
@@ -329,9 +334,27 @@ def _bench_row(
     return line
 
 
-def main(seconds: float, only: list[str]) -> None:
+def reference_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop, the best of five: on a shared virtual
+    machine the same code runs up to 1.5 times slower from one minute to the next, and
+    figures from two runs compare only next to this one."""
+    best = math.inf
+    for _ in range(5):
+        start = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
+def main(seconds: float, only: list[str], *, python_gc: bool = False) -> None:
+    if not python_gc:
+        tune_collector()  # as pywats serve does
     print(f"machine: nproc={os.cpu_count()}, python {platform.python_version()}, one thread")
+    print(f"         garbage collector thresholds {gc.get_threshold()}")
     print(f"         {platform.platform()}")
+    print(f"         reference loop {reference_ms():.1f} ms of CPU (lower: a faster machine now)")
     names = [n for n in FORMATS if not only or n in only]
     names += [n for n in BUILTINS if n not in FORMATS and (not only or n in only)]
     loaded: dict[str, type[Converter]] = {}
@@ -361,6 +384,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per format (s)")
     parser.add_argument("--format", action="append", default=[], help="only these formats")
+    parser.add_argument(
+        "--python-gc",
+        action="store_true",
+        help="keep Python's collector thresholds (default: the service's, GC_THRESHOLDS)",
+    )
     options = parser.parse_args()
-    main(options.seconds, options.format)
+    main(options.seconds, options.format, python_gc=options.python_gc)
     sys.exit(0)

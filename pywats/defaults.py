@@ -115,3 +115,10 @@ under 300 MiB of RSS (``docs/performance.md``, "Memory per format")."""
 CONVERT_MEMORY_FACTOR = 40.0
 """The memory factor of a converter that has none measured (plugins, process converters):
 a file of S bytes is expected to take 40 x S while it is converted."""
+
+# The garbage collector (pywats.collector)
+GC_THRESHOLDS = (50_000, 20, 20)
+"""``gc.set_threshold`` of ``pywats serve`` (Python's own: 700, 10, 10). A converter makes
+hundreds of thousands of report objects, none of them in a cycle; with the default, a
+young-generation pass ran every 700 of them and older passes over all the ones kept so
+far. 5-13 % of a conversion's time (``bench/convert.py``); cycles are still collected."""

@@ -17,6 +17,7 @@ import trio
 
 from pywats import config as config_mod
 from pywats import logs, paths
+from pywats.collector import tune_collector
 from pywats.errors import ConfigError, PywatsError
 from pywats.folderlock import FolderLockedError, lock_folder
 from pywats.instance import InstanceLock
@@ -97,6 +98,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         service = Service(
             run_plan, notifier=notifier, watchdog=Watchdog.from_environ(notifier), rpc=rpc
         )
+        tune_collector()
         try:
             trio.run(service.run)
         except PywatsError as exc:
