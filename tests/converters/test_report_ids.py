@@ -10,15 +10,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pywats.converters import BUILTINS, ConversionContext, Source, discover, run_converter
-from pywats.converters.helpers import ReportIds, content_digest, derived_report_id
+from pywats.converters.helpers import (
+    REPORT_ID_NAMESPACE,
+    ReportIds,
+    content_digest,
+    derived_report_id,
+)
 from pywats.report.validate import is_guid
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -175,3 +183,10 @@ def test_the_id_rule() -> None:
     assert ids(0) == derived_report_id(digest, 0) != ids(1)
     # A fixed namespace: this is what a station sent yesterday, and must send tomorrow.
     assert derived_report_id(bytes(32), 0) == "1115675e-1956-534a-839a-b3164bfa0399"
+
+
+@given(digest=st.binary(min_size=32, max_size=32), index=st.integers(0, 10**9))
+def test_a_derived_id_is_the_uuid5_of_the_digest_and_the_index(digest: bytes, index: int) -> None:
+    # derived_report_id works uuid5 out itself (faster); it must stay uuid5 to the bit.
+    expected = uuid.uuid5(REPORT_ID_NAMESPACE, f"{digest.hex()}/{index}")
+    assert derived_report_id(digest, index) == str(expected)
