@@ -9,22 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pywats.folderlock import FolderLockedError, holder_pid, lock_folder, parse_proc_locks
-
-HOLD = (
-    "import sys\n"
-    "from pathlib import Path\n"
-    "from pywats.folderlock import lock_folder\n"
-    "lock = lock_folder(Path(sys.argv[1]))\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.read()\n"
-)
+from tests.integration.harness import folder_locked_elsewhere
 
 
 @pytest.fixture
@@ -32,23 +23,8 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the lock of ``tmp_path / 'in'`` until killed."""
     folder = tmp_path / "in"
     folder.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "locked"
+    with folder_locked_elsewhere(folder) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
 
 
 def test_proc_locks_lines_are_matched_by_device_and_inode() -> None:

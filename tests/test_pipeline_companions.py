@@ -467,6 +467,17 @@ def _filed_copies(target: Path) -> dict[str, dict[str, bytes]]:
     return out
 
 
+def _elsewhere(tmp_path: Path, where: str, request: pytest.FixtureRequest) -> Path:
+    """The other folder of a kill test: on ``tmp_path``'s file system or another one
+    (``/dev/shm``; the test is skipped where that is the same file system)."""
+    if where == "across file systems":
+        elsewhere: Path = request.getfixturevalue("other_fs")
+        if os.stat(elsewhere).st_dev == tmp_path.stat().st_dev:
+            pytest.skip("/dev/shm is on the same file system as tmp_path")
+        return elsewhere
+    return tmp_path / "elsewhere"
+
+
 @pytest.mark.parametrize(
     ("mode", "where"),
     [
@@ -480,12 +491,7 @@ def _filed_copies(target: Path) -> dict[str, dict[str, bytes]]:
 def test_a_kill_at_any_step_of_filing_a_group_loses_and_doubles_nothing(
     tmp_path: Path, mode: str, where: str, request: pytest.FixtureRequest
 ) -> None:
-    if where == "across file systems":
-        elsewhere: Path = request.getfixturevalue("other_fs")
-        if os.stat(elsewhere).st_dev == tmp_path.stat().st_dev:
-            pytest.skip("/dev/shm is on the same file system as tmp_path")
-    else:
-        elsewhere = tmp_path / "elsewhere"
+    elsewhere = _elsewhere(tmp_path, where, request)
     script = tmp_path / "killer.py"
     script.write_text(_KILLER)
     expected = original()
@@ -834,12 +840,7 @@ def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
 ) -> None:
     from pywats.errorfiles import NameTakenError, restore_error_file
 
-    if where == "across file systems":
-        elsewhere: Path = request.getfixturevalue("other_fs")
-        if os.stat(elsewhere).st_dev == tmp_path.stat().st_dev:
-            pytest.skip("/dev/shm is on the same file system as tmp_path")
-    else:
-        elsewhere = tmp_path / "elsewhere"
+    elsewhere = _elsewhere(tmp_path, where, request)
     script = tmp_path / "killer.py"
     script.write_text(_RESTORE_KILLER)
     expected = original()

@@ -707,34 +707,14 @@ async def test_inotify_close_wakes_a_reader() -> None:
         await ino.read()
 
 
-HOLD_LOCK = (
-    "import sys\n"
-    "from pathlib import Path\n"
-    "from pywats.folderlock import lock_folder\n"
-    "lock = lock_folder(Path(sys.argv[1]))\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 async def test_a_folder_another_process_watches_is_refused_before_any_file_is_taken(
     tmp_path: Path,
 ) -> None:
-    import subprocess
-    import sys
-
     from pywats.folderlock import FolderLockedError
+    from tests.integration.harness import folder_locked_elsewhere
 
     (tmp_path / "a.json").write_bytes(b"{}")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "locked"
+    with folder_locked_elsewhere(tmp_path) as proc:
         send, receive = trio.open_memory_channel[Path](16)
         watcher = Watcher(WatchConfig(tmp_path), send)
         with trio.fail_after(10):
@@ -746,12 +726,6 @@ async def test_a_folder_another_process_watches_is_refused_before_any_file_is_ta
         assert watcher.statistics().files_sent == 0
         with pytest.raises(trio.WouldBlock):
             receive.receive_nowait()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
 
 
 async def test_a_watcher_holds_its_folder_while_it_runs_and_frees_it_after(

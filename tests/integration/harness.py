@@ -366,3 +366,33 @@ def running(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+_HOLD_FOLDER_LOCK = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from pywats.folderlock import lock_folder\n"
+    "lock = lock_folder(Path(sys.argv[1]))\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@contextlib.contextmanager
+def folder_locked_elsewhere(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``folder``'s watch-folder lock (:mod:`pywats.folderlock`)
+    from when it says so until the block ends (or it is killed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_FOLDER_LOCK, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with running(proc):
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "locked"
+            yield proc
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
