@@ -10,6 +10,7 @@ move, and a second attempt (what the restart does) must end with every file exac
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,7 @@ async def test_a_second_unit_of_the_same_name_is_numbered_with_its_folder(
 
 _KILL_AT_CALL = """
 calls = 0
+kill_at = 0  # never, until a child is told its call
 
 
 def counted(function):
@@ -397,30 +399,120 @@ for fname in ("link", "rename", "unlink", "rmdir", "mkdir", "fsync", "symlink", 
     setattr(os, fname, counted(getattr(os, fname)))
 shutil.copyfileobj = counted(shutil.copyfileobj)
 """
-"""Both killer scripts' start: every file-system call counted, the ``kill_at``-th ends
+"""The killer scripts' start: every file-system call counted, the ``kill_at``-th ends
 the process as abruptly as kill -9."""
 
-_KILLER = textwrap.dedent(
-    """
-    import os, shutil, sys
-    from pathlib import Path
+_FORK_SERVER = """
+import json
 
-    from pywats import postaction
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        kill_at, calls = request[0], 0
+        try:
+            run(*request[1:])
+        except BaseException:
+            import traceback
 
-    kill_at = int(sys.argv[1])
-    mode, source, target = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
-    companions = sys.argv[5:]
-    {kill_at_call}
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+        print("finished", calls)
+        sys.stdout.flush()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    print("exit", os.waitstatus_to_exitcode(status), flush=True)
+"""
+"""The killer scripts' end: one interpreter imports pywats once and forks a child per
+request (a JSON list: the call to die at, then ``run``'s arguments). Each child is a real
+process that dies at that call; starting a new interpreter for every call point made
+these tests take most of a minute."""
 
+
+class Killer:
+    """A killer script's fork server (see ``_FORK_SERVER``): ``run`` one child at a time."""
+
+    def __init__(self, tmp_path: Path, body: str) -> None:
+        script = tmp_path / "killer.py"
+        script.write_text(
+            "import os, shutil, sys\n" + _KILL_AT_CALL + textwrap.dedent(body) + _FORK_SERVER
+        )
+        self._stderr = (tmp_path / "killer.stderr").open("w+")
+        self._process = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    def run(self, kill_at: int, *args: str) -> tuple[int, str]:
+        """The exit status of a child killed at its ``kill_at``-th file-system call (0 if
+        it finished first, 137 if killed) and what it printed."""
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write(json.dumps([kill_at, *args]) + "\n")
+        self._process.stdin.flush()
+        printed: list[str] = []
+        while True:
+            line = self._process.stdout.readline()
+            if not line:
+                self._stderr.seek(0)
+                raise AssertionError(f"the fork server ended: {self._stderr.read()}")
+            if line.startswith("exit "):
+                status = int(line.split()[1])
+                if status not in (0, 137):
+                    self._stderr.seek(0)
+                    raise AssertionError(f"the child failed ({status}): {self._stderr.read()}")
+                return status, "".join(printed)
+            printed.append(line)
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        finally:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            self._stderr.close()
+
+
+@pytest.fixture
+def killer(tmp_path: Path) -> Iterator[Callable[[str], Killer]]:
+    """``killer(body)``: a started :class:`Killer` for a script ``body`` defining ``run``."""
+    started: list[Killer] = []
+
+    def start(body: str) -> Killer:
+        started.append(Killer(tmp_path, body))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.close()
+
+
+_KILLER = """
+from pathlib import Path
+
+from pywats import postaction
+
+
+def run(mode, source, target, *companions):
+    source, target = Path(source), Path(target)
     if mode == "move":
-        postaction.move_group(source, target, companions)
+        postaction.move_group(source, target, list(companions))
     elif mode == "reject":
-        postaction.reject_group(source, target, "reason: bad\\n", companions)
+        postaction.reject_group(source, target, "reason: bad\\n", list(companions))
     else:
-        postaction.delete_group(source, companions)
-    print("finished", calls)
-    """
-).replace("{kill_at_call}", _KILL_AT_CALL)
+        postaction.delete_group(source, list(companions))
+"""
 
 
 @pytest.fixture
@@ -435,22 +527,13 @@ def other_fs() -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
-def _run_killed(script: Path, kill_at: int, mode: str, source: Path, target: Path) -> bool:
+def _run_killed(killer: Killer, kill_at: int, mode: str, source: Path, target: Path) -> bool:
     """Run the group operation in a child killed at its ``kill_at``-th file-system call;
     True if it finished before that call came."""
-    done = subprocess.run(
-        [sys.executable, str(script), str(kill_at), mode, str(source), str(target), FOLDER],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=False,
-    )
-    if done.returncode == 0:
-        assert done.stdout.startswith("finished")
+    status, printed = killer.run(kill_at, mode, str(source), str(target), FOLDER)
+    if status == 0:
+        assert printed.startswith("finished")
         return True
-    assert done.returncode == 137, done.stderr
     return False
 
 
@@ -489,11 +572,14 @@ def _elsewhere(tmp_path: Path, where: str, request: pytest.FixtureRequest) -> Pa
     ],
 )
 def test_a_kill_at_any_step_of_filing_a_group_loses_and_doubles_nothing(
-    tmp_path: Path, mode: str, where: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    mode: str,
+    where: str,
+    request: pytest.FixtureRequest,
+    killer: Callable[[str], Killer],
 ) -> None:
     elsewhere = _elsewhere(tmp_path, where, request)
-    script = tmp_path / "killer.py"
-    script.write_text(_KILLER)
+    script = killer(_KILLER)
     expected = original()
     kill_at = 0
     while True:
@@ -813,36 +899,31 @@ def test_a_move_back_that_fails_midway_puts_back_what_it_moved(
     assert os.listdir(folder.watch) == []
 
 
-_RESTORE_KILLER = textwrap.dedent(
-    """
-    import os, shutil, sys
-    from pathlib import Path
+_RESTORE_KILLER = """
+from pathlib import Path
 
-    from pywats import errorfiles
+from pywats import errorfiles
 
-    kill_at = int(sys.argv[1])
-    error_dir, watch, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
-    {kill_at_call}
-    errorfiles._rename_noreplace = counted(errorfiles._rename_noreplace)
+errorfiles._rename_noreplace = counted(errorfiles._rename_noreplace)
 
-    def klippel(path):
-        return [path.stem] if path.name.endswith(".txt") else []
 
-    errorfiles.restore_error_file(error_dir, watch, name, companions=klippel)
-    print("finished", calls)
-    """
-).replace("{kill_at_call}", _KILL_AT_CALL)
+def klippel(path):
+    return [path.stem] if path.name.endswith(".txt") else []
+
+
+def run(error_dir, watch, name):
+    errorfiles.restore_error_file(Path(error_dir), Path(watch), name, companions=klippel)
+"""
 
 
 @pytest.mark.parametrize("where", ["same file system", "across file systems"])
 def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
-    tmp_path: Path, where: str, request: pytest.FixtureRequest
+    tmp_path: Path, where: str, request: pytest.FixtureRequest, killer: Callable[[str], Killer]
 ) -> None:
     from pywats.errorfiles import NameTakenError, restore_error_file
 
     elsewhere = _elsewhere(tmp_path, where, request)
-    script = tmp_path / "killer.py"
-    script.write_text(_RESTORE_KILLER)
+    script = killer(_RESTORE_KILLER)
     expected = original()
     kill_at = 0
     while True:
@@ -853,16 +934,7 @@ def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
         watch.mkdir()
         put_unit(error_dir)
         (error_dir / f"{HEADER}.error.txt").write_text("reason: bad\n")
-        done = subprocess.run(
-            [sys.executable, str(script), str(kill_at), str(error_dir), str(watch), HEADER],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            check=False,
-        )
-        assert done.returncode in (0, 137), done.stderr
+        returncode, _ = script.run(kill_at, str(error_dir), str(watch), HEADER)
         seen_watch, seen_error = visible(watch), visible(error_dir)
         # Nothing is lost: every file is in the watch folder or still in the error folder.
         for name, data in expected.items():
@@ -882,7 +954,7 @@ def test_a_kill_at_any_step_of_a_move_back_loses_nothing(
             else:
                 restore_error_file(error_dir, watch, HEADER, companions=lambda p: [p.stem])
                 assert visible(watch) == expected
-        if done.returncode == 0:
+        if returncode == 0:
             assert visible(watch) == expected
             assert visible(error_dir) == {}
             break

@@ -178,6 +178,9 @@ async def about(pilot: Pilot[Any], backend: FakeBackend) -> None:
 
 async def instances(pilot: Pilot[Any], backend: FakeBackend) -> None:
     await connected(pilot, backend)
+    # The dashboard stays visible behind the dialog: its last errors must be drawn first
+    # (under load they came after the dialog, and the snapshot showed "none").
+    await until(pilot, lambda: "HTTP 400: bad miscInfo" in screen_text(pilot.app), "the errors")
     await pilot.press("i")
     assert isinstance(pilot.app.screen, InstancesScreen)
     await until(pilot, lambda: "2 instance(s)" in screen_text(pilot.app), "the instances")

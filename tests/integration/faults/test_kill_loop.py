@@ -55,7 +55,7 @@ def test_kill_9_loop_loses_nothing_and_queues_nothing_twice(
         ids.update(inst.drop(10, start=round_no * 10))
         with running(inst.serve()) as proc:
             # Kill at a random moment: during start-up, conversion, upload or idle.
-            time.sleep(rng.uniform(0.05, 1.2))
+            time.sleep(rng.uniform(0.05, 0.8))
             proc.kill()
             proc.wait(timeout=10)
             kills_in_flight += 1
