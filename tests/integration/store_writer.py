@@ -1,7 +1,10 @@
 """Queue reports forever, printing each id only after its commit returned.
 
-Run by ``test_store_kill.py`` (``python store_writer.py DB SEED``) and killed with SIGKILL
-at a random moment. Every id on stdout is an acknowledged report: it must survive.
+Run by ``test_store_kill.py`` as ``python store_writer.py DB``: a fork server that, for
+each seed it reads on stdin, forks a writer, prints ``pid N``, and once that writer is
+gone prints ``exit CODE``. The test kills the writer with SIGKILL at a random moment. Every
+id on stdout is an acknowledged report: it must survive. (One interpreter imports trio,
+apsw and the store once; each writer is still a process of its own, killed for real.)
 
 Each run first enqueues one report from the same source file (``/fixed/source.json``); the
 store must recognise it after the first run, however the earlier runs died.
@@ -9,6 +12,7 @@ store must recognise it after the first run, however the earlier runs died.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import uuid
@@ -71,5 +75,20 @@ async def main(path: str, seed: int) -> None:
                         await store.retry_later(claim.id, delay_s=0, error="503", status=503)
 
 
+def serve(path: str) -> None:
+    """Fork a writer for each seed on stdin (the parent never runs trio: a child gets a
+    clean process)."""
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                trio.run(main, path, int(line))
+            finally:
+                os._exit(1)  # main never returns; a writer that fails says so on stderr
+        print(f"pid {pid}", flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+
+
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1])

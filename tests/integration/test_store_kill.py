@@ -9,6 +9,7 @@ file every round tries to queue has exactly one report.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -26,41 +27,58 @@ ROUNDS = 300 if LONG_TESTS else 30
 """Kills: 30 by default (the suite's ten minutes), 300 with ``PYWATS_LONG=1``."""
 
 
-async def run_and_kill(db: Path, seed: int, delay_s: float, stderr_path: Path) -> list[str]:
-    """Start the writer, SIGKILL it ``delay_s`` after its first id, return printed ids."""
-    output = bytearray()
-    first_id = trio.Event()
-    with stderr_path.open("wb") as stderr:
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, str(WRITER), str(db), str(seed)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
+class Writers:
+    """The writer's fork server (see ``store_writer.py``): one writer at a time."""
+
+    def __init__(self, proc: trio.Process, stderr_path: Path) -> None:
+        assert proc.stdin is not None
         assert proc.stdout is not None
-        stdout = proc.stdout
+        self._proc = proc
+        self._stdin = proc.stdin
+        self._stdout = proc.stdout
+        self._stderr_path = stderr_path
+        self._buffer = bytearray()
 
-        async def read_all() -> None:
-            async for chunk in stdout:
-                output.extend(chunk)
-                if b"\n" in output:
-                    first_id.set()
-            first_id.set()  # EOF: the writer died on its own; the return code shows it
+    async def _line(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = await self._stdout.receive_some()
+            if not chunk:
+                raise AssertionError(f"the fork server ended: {self._stderr_path.read_text()}")
+            self._buffer.extend(chunk)
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer[:] = rest
+        return line.decode()
 
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(read_all)
-                with trio.fail_after(20):
-                    await first_id.wait()
-                await trio.sleep(delay_s)
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    assert proc.returncode == -signal.SIGKILL, stderr_path.read_text()
-    # A line cut off by the kill was never acknowledged; only complete lines count.
-    return [line.decode() for line in bytes(output).split(b"\n")[:-1]]
+    async def run_and_kill(self, seed: int, delay_s: float) -> list[str]:
+        """Start a writer, SIGKILL it ``delay_s`` after its first id, return printed ids.
+
+        A line cut off by the kill was never acknowledged: only complete lines count.
+        """
+        await self._stdin.send_all(f"{seed}\n".encode())
+        ids: list[str] = []
+        pid = None
+        with trio.fail_after(20):
+            while pid is None or not ids:
+                line = await self._line()
+                if line.startswith("pid "):
+                    pid = int(line.split()[1])
+                elif line.startswith("exit "):
+                    raise AssertionError(f"the writer died: {self._stderr_path.read_text()}")
+                else:
+                    ids.append(line)
+        await trio.sleep(delay_s)
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(20):
+            while True:
+                line = await self._line()
+                # What the killed writer wrote of a line before the server's "exit" was
+                # cut off: never acknowledged, so not counted.
+                _cut, exit_, code = line.rpartition("exit ")
+                if exit_ and code.lstrip("-").isdigit():
+                    break
+                ids.append(line)
+        assert code == str(-signal.SIGKILL), self._stderr_path.read_text()
+        return ids
 
 
 def check_database(db: Path, acknowledged: set[str]) -> int:
@@ -83,13 +101,23 @@ async def test_sigkill_never_loses_an_acknowledged_report(tmp_path: Path) -> Non
     rng = random.Random(20240501)
     acknowledged: set[str] = set()
     rows = 0
-    with trio.fail_after(ROUNDS * 0.9 + 10):
-        for round_no in range(ROUNDS):
-            ids = await run_and_kill(
-                db, seed=round_no, delay_s=rng.uniform(0.02, 0.15), stderr_path=tmp_path / "err"
-            )
-            assert ids, "the writer printed nothing before it was killed"
-            acknowledged.update(ids)
-            rows = check_database(db, acknowledged)
+    stderr_path = tmp_path / "err"
+    with stderr_path.open("wb") as stderr, trio.fail_after(ROUNDS * 0.9 + 10):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, str(WRITER), str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            writers = Writers(proc, stderr_path)
+            for round_no in range(ROUNDS):
+                ids = await writers.run_and_kill(round_no, delay_s=rng.uniform(0.02, 0.15))
+                assert ids, "the writer printed nothing before it was killed"
+                acknowledged.update(ids)
+                rows = check_database(db, acknowledged)
+        finally:
+            proc.kill()
+            await proc.wait()
     # The rounds really did work: far more rows than rounds, all kept.
     assert rows >= len(acknowledged) > ROUNDS
