@@ -1,6 +1,7 @@
 """Benchmark every converter on real files, and the cost of choosing one. Prints figures.
 
     .venv/bin/python bench/convert.py [--seconds S] [--format NAME ...] [--python-gc]
+                                      [--breakdown]
 
 For each converter: the real files of ``tests/data/equipment/<format>/`` (wsjf and wsxf:
 the WATS exports in ``tests/data``; wstf and csv: generated files, as ``tests/data`` has
@@ -18,6 +19,13 @@ thresholds). Figures per format:
 * the sniff cost per file: the format's own ``sniff`` on the file's first 64 KiB, and
   the whole choice ``pywats convert`` makes (every installed converter's pattern and
   sniff, :func:`pywats.converters.sniffing.choose`).
+
+``--breakdown`` adds a second table: how a round's time splits between building the
+report objects (every model object of the round's reports built again from its fields,
+bottom up, with the keyword arguments a converter passes), the one check of the WSJF rules
+(:func:`pywats.report.validate.check`) and the rest (reading the file), and the MB/s a
+round would reach if the objects cost nothing, and if the check cost nothing as well: the
+most that any change of the report model could give.
 
 A format whose converter module does not exist yet is skipped with a line saying so,
 and so is a file that does not convert (with its error). The exit status is 0 even when
@@ -47,6 +55,8 @@ from pywats.converters.registry import check_converter_class, import_spec
 from pywats.converters.sniffing import Candidate, choose
 from pywats.defaults import SNIFF_BYTES
 from pywats.errors import ConfigError, ConversionError
+from pywats.report import Report
+from pywats.report.validate import check
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -364,6 +374,75 @@ def line(row: Row, candidates: list[Candidate]) -> str:
     return text
 
 
+Build = tuple[type[Any], dict[str, Any]]
+
+
+def _builds(value: object, out: list[Build], seen: set[int]) -> None:
+    """Append the model objects in ``value`` to ``out``, children first, each with the
+    fields a converter would pass (those not at their default). An object that several
+    parents share (a converter's one passed boolean measurement) is built once."""
+    if isinstance(value, list):
+        for item in value:
+            _builds(item, out, seen)
+        return
+    if not attrs.has(type(value)) or id(value) in seen:
+        return
+    seen.add(id(value))
+    kwargs: dict[str, Any] = {}
+    for field in attrs.fields(type(value)):
+        item = getattr(value, field.name)
+        _builds(item, out, seen)
+        if item is not field.default:
+            kwargs[field.name] = item
+    out.append((type(value), kwargs))
+
+
+def _best_us(run: Callable[[], object], seconds: float) -> float:
+    """The best of five timings of ``run``, in microseconds per call."""
+    best = math.inf
+    for _ in range(5):
+        rounds, elapsed = _timed(run, seconds / 5)
+        best = min(best, elapsed / rounds)
+    return best * 1e6
+
+
+def breakdown_line(row: Row, seconds: float) -> str:
+    """The breakdown table's line of a measured row (see the module doc)."""
+    reports: list[Report] = []
+    for item, context in zip(row.good, row.contexts, strict=True):
+        reports += run_converter(row.converter, item.source, context)
+    builds: list[Build] = []
+    seen: set[int] = set()
+    for report in reports:
+        _builds(report, builds, seen)
+
+    def build_all() -> None:
+        for cls, kwargs in builds:
+            cls(**kwargs)
+
+    def check_all() -> None:
+        for report in reports:
+            check(report)
+
+    rates = sorted(rounds / elapsed for rounds, elapsed in row.slices)
+    total_us = 1e6 / statistics.median(rates)
+    objects_us = _best_us(build_all, seconds)
+    check_us = _best_us(check_all, seconds)
+    rest_us = max(total_us - objects_us - check_us, 0.0)
+
+    def share(part: float) -> str:
+        return f"{part / 1000:>8.2f} {100 * part / total_us:>3.0f}%"
+
+    def mb_s(us: float) -> str:
+        return f"{row.total / us:>8.2f}" if us > 0 else f"{'-':>8}"
+
+    return (
+        f"{row.name:<18} {total_us / 1000:>8.2f} {len(builds):>8,} {share(objects_us)} "
+        f"{share(check_us)} {share(rest_us)} {mb_s(total_us)} {mb_s(total_us - objects_us)} "
+        f"{mb_s(rest_us)}"
+    )
+
+
 def reference_ms() -> float:
     """CPU milliseconds of a fixed pure-Python loop, the best of five: on a shared virtual
     machine the same code runs up to 1.5 times slower from one minute to the next, and
@@ -378,7 +457,9 @@ def reference_ms() -> float:
     return best * 1000
 
 
-def main(seconds: float, only: list[str], *, python_gc: bool = False) -> None:
+def main(
+    seconds: float, only: list[str], *, python_gc: bool = False, breakdown: bool = False
+) -> None:
     if not python_gc:
         tune_collector()  # as pywats serve does
     print(f"machine: nproc={os.cpu_count()}, python {platform.python_version()}, one thread")
@@ -414,6 +495,18 @@ def main(seconds: float, only: list[str], *, python_gc: bool = False) -> None:
         print(row if isinstance(row, str) else line(row, candidates), flush=True)
     for text in skipped:
         print(text)
+    if breakdown:
+        print()
+        print(
+            "where a round's time goes (ms; objects and check: the best of five timings;"
+            " the rest: the median round less both)"
+        )
+        print(
+            f"{'format':<18} {'round':>8} {'objects':>8} {'building':>13} {'checking':>13} "
+            f"{'the rest':>13} {'MB/s':>8} {'no model':>8} {'neither':>8}"
+        )
+        for row in rows:
+            print(breakdown_line(row, min(seconds, 1.0)), flush=True)
 
 
 if __name__ == "__main__":
@@ -425,6 +518,11 @@ if __name__ == "__main__":
         action="store_true",
         help="keep Python's collector thresholds (default: the service's, GC_THRESHOLDS)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also split each round into building the objects, the check and the rest",
+    )
     options = parser.parse_args()
-    main(options.seconds, options.format, python_gc=options.python_gc)
+    main(options.seconds, options.format, python_gc=options.python_gc, breakdown=options.breakdown)
     sys.exit(0)
