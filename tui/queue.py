@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
 from pywats.rpc.errors import RpcClientError, RpcError
 from tui.model import clock_text, duration_text
@@ -162,6 +162,24 @@ def pretty_json(body: str | None) -> str:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:
         return body
+
+
+PANE_JSON_LINES = 200
+"""Lines of a report's JSON the queue's detail pane shows; Enter shows all of it. The pane
+is a Static, which lays out all of its text: a report of a few MB (thousands of steps,
+attachments) took seconds to draw there, on every highlight and under every dialog."""
+
+
+def json_preview(body: str | None, lines: int = PANE_JSON_LINES) -> str:
+    """The first ``lines`` lines of :func:`pretty_json`, and how many more there are."""
+    text = pretty_json(body)
+    cut = -1
+    for _ in range(lines):
+        cut = text.find("\n", cut + 1)
+        if cut < 0:
+            return text
+    more = text.count("\n", cut + 1) + 1
+    return f"{text[:cut]}\n… {more:,} more line(s): Enter shows the whole report"
 
 
 class QueueScreen(StationScreen):
@@ -429,7 +447,7 @@ class QueueScreen(StationScreen):
             if detail is not None and detail.get("problem"):
                 body = f"cannot read it: {detail['problem']}"
             elif detail is not None and detail.get("body") is not None:
-                body = pretty_json(detail.get("body"))
+                body = json_preview(detail.get("body"))
             else:
                 body = "loading the JSON…"
             text = f"{fields}\n\n{body}"
@@ -620,18 +638,27 @@ class QueueScreen(StationScreen):
 
 
 class ReportScreen(ModalScreen[None]):
-    """One report: its fields, what the server said, and its JSON."""
+    """One report: its fields, what the server said, and its JSON.
+
+    The JSON is in a read-only TextArea, which draws only the lines in view: a report of a
+    few MB (attachments, thousands of steps) opened in a Static took seconds to show and
+    held up every key after it.
+    """
 
     DEFAULT_CSS = """
     ReportScreen > Vertical { background: $surface; }
     ReportScreen #report-fields { height: auto; }
-    ReportScreen #report-json { height: 1fr; border-top: solid $panel-lighten-2; }
+    ReportScreen #report-body {
+        height: 1fr; border: none; border-top: solid $panel-lighten-2; padding: 0;
+    }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back"),
         Binding("v", "pager", "Pager"),
         Binding("r", "retry", "Retry"),
-        Binding("d,delete", "delete", "Delete"),
+        Binding("d", "delete", "Delete"),
+        # Priority: the TextArea would take the Delete key (it deletes nothing, read-only).
+        Binding("delete", "delete", "Delete", show=False, priority=True),
         Binding("c", "copy", "Copy"),
         Binding("w", "save", "Save"),
     ]
@@ -647,8 +674,7 @@ class ReportScreen(ModalScreen[None]):
         with Vertical():
             yield Label(f"Report {self.report_id}", classes="title")
             yield Static("loading…", id="report-fields", markup=False)
-            with VerticalScroll(id="report-json"):
-                yield Static("", id="report-body", markup=False)
+            yield TextArea("", id="report-body", read_only=True, soft_wrap=True)
             yield Footer(compact=True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -667,7 +693,7 @@ class ReportScreen(ModalScreen[None]):
         self.report = report
         now = self.queue.station.clock()
         self.query_one("#report-fields", Static).update(report_text(report, now))
-        self.query_one("#report-body", Static).update(pretty_json(report.get("body")))
+        self.query_one("#report-body", TextArea).load_text(pretty_json(report.get("body")))
 
     def text(self) -> str:
         if self.report is None:

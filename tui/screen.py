@@ -278,7 +278,7 @@ class SaveScreen(ModalScreen[None]):
 
 
 class TextScreen(ModalScreen[None]):
-    """A scrollable text (help, a report's JSON) with copy and save."""
+    """A scrollable text (the help) with copy and save."""
 
     DEFAULT_CSS = """
     TextScreen > Vertical { background: $surface; }

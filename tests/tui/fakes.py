@@ -225,6 +225,7 @@ class FakeBackend:
         self.connect_on_start = connect
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.rows = reports()
+        self.bodies: dict[str, str] = {}  # a report's JSON by id, instead of the small one
         self.files = error_files()
         self.post: Callable[[Message], object] = lambda message: None
         self.started = False
@@ -284,7 +285,9 @@ class FakeBackend:
             row = next((r for r in self.rows if r["id"] == params["id"]), None)
             if row is None:
                 raise RpcError(ErrorCode.REPORT_NOT_FOUND, "no report with that id")
-            body = json.dumps({"id": row["id"], "pn": row["pn"], "sn": row["sn"], "type": "T"})
+            body = self.bodies.get(row["id"]) or json.dumps(
+                {"id": row["id"], "pn": row["pn"], "sn": row["sn"], "type": "T"}
+            )
             return {**row, "body": body}
         if method == "queue.retry":
             ids = params.get("ids") or [r["id"] for r in self.rows if r["state"] == "failed"]

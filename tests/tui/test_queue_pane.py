@@ -4,13 +4,16 @@ fetches its JSON once the highlight rests, and every order is asked of the servi
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from textual.widgets import Static, TextArea
 
 from tests.tui.fakes import FakeBackend
 from tests.tui.helpers import screen_text, until
 from tests.tui.test_snapshots import make_app
 from tui.app import StationApp
-from tui.queue import DETAIL_DELAY_S, QueueScreen, ReportScreen
+from tui.queue import DETAIL_DELAY_S, PANE_JSON_LINES, QueueScreen, ReportScreen, pretty_json
 
 
 def gets(backend: FakeBackend) -> list[str]:
@@ -59,6 +62,30 @@ async def test_the_pane_follows_the_highlight_and_fetches_once_it_rests() -> Non
         await pilot.press("enter")
         assert isinstance(app.screen, ReportScreen)
         assert app.screen.report_id == landed["id"]
+
+
+async def test_a_big_report_shows_its_start_in_the_pane_and_all_when_opened() -> None:
+    # 3,000 steps: the pane shows the first PANE_JSON_LINES lines of the JSON and says how
+    # many more there are; Enter shows every line (the last step included).
+    app, backend = make_app()
+    steps = [{"id": i, "name": f"VCC {i}", "status": "P"} for i in range(3000)]
+    big = pretty_json(json.dumps({"id": "x", "root": {"steps": steps}}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = await open_queue(app, pilot)
+        backend.bodies[queue.rows[0]["id"]] = json.dumps({"id": "x", "root": {"steps": steps}})
+        await pilot.press("down", "up")  # fetched again, now with the big body
+        pane = queue.query_one("#detail-text", Static)
+        more = f"… {big.count(chr(10)) + 1 - PANE_JSON_LINES:,} more line(s)"
+        await until(pilot, lambda: more in str(pane.render()), "the count of the rest")
+        shown = str(pane.render())
+        assert '"name": "VCC 0"' in shown
+        assert '"name": "VCC 2999"' not in shown
+        await pilot.press("enter")
+        report = app.screen
+        assert isinstance(report, ReportScreen)
+        body = report.query_one("#report-body", TextArea)
+        await until(pilot, lambda: '"name": "VCC 2999"' in body.text, "the whole JSON")
+        assert body.text == big
 
 
 async def test_the_pane_is_beside_the_table_on_a_wide_terminal() -> None:
