@@ -27,19 +27,19 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
     parse_float,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
 )
 from pywats.converters.sniffing import xml_root
 from pywats.converters.xmlread import XmlReadError, describe_tag, parse_xml
@@ -109,11 +109,6 @@ DIALECTS = (
 _BY_NAMESPACE = {ns: d for d in DIALECTS for ns in (d.collection, d.results) if ns is not None}
 
 
-def _check_text(key: str, value: str, high: int) -> None:
-    if not 1 <= len(value) <= high:
-        raise ArgumentError(key, f"must be 1 to {high} characters")
-
-
 @attrs.frozen
 class AtmlArguments:
     """Arguments of the ``atml`` converter (ATML carries no process code or revision)."""
@@ -130,11 +125,7 @@ class AtmlArguments:
     sequenceVersion: str = "0.0.0"
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        _check_text("partNumber", self.partNumber, 100)
-        _check_text("revision", self.revision, 100)
-        _check_text("sequenceVersion", self.sequenceVersion, 30)
+        check_arguments(self)
 
 
 class _Bad(Exception):
@@ -194,15 +185,12 @@ class AtmlConverter:
                 raise ConversionError(
                     self.name, "TestResultsCollection: it holds no TestResults (no unit)"
                 )
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, (where, element) in enumerate(units):
-            try:
-                report = _Unit(dialect, args, context, where).read(element, ids(index))
-                reports.append(validated(self.name, where, report))
-            except _Bad as exc:
-                raise ConversionError(self.name, str(exc)) from None
-        return reports
+
+        def read(unit: tuple[str, ET.Element], report_id: Callable[[], str]) -> Report:
+            where, element = unit
+            return _Unit(dialect, args, context, where).read(element, report_id())
+
+        return unit_reports(self.name, source, ((unit[0], unit) for unit in units), read, _Bad)
 
 
 # --- Outcomes ---------------------------------------------------------------------------

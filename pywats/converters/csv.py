@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from pywats.converters.arguments import TEXT_LIMITS, check_length
 from pywats.converters.base import ArgumentError, ConversionContext, Source, key_path
 from pywats.converters.helpers import (
     ReportIds,
@@ -291,8 +292,7 @@ class CsvArguments:
             parse_timezone(self.timezone)
         except ValueError as exc:
             raise ArgumentError("timezone", str(exc)) from None
-        if not 1 <= len(self.sequenceName) <= 200:
-            raise ArgumentError("sequenceName", "must be 1 to 200 characters")
+        check_length("sequenceName", self.sequenceName, TEXT_LIMITS["sequenceName"])
         if self.keySeparator is not None and (
             not self.keySeparator.strip() or any(c in self.keySeparator for c in '"\r\n')
         ):

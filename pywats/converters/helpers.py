@@ -1,4 +1,5 @@
-"""Small building blocks converters share: report ids, times, status words, limits, numbers.
+"""Small building blocks converters share: report ids, times, status words, limits, numbers,
+decoding, the texts of messages, and the loop that makes one validated report per unit.
 
 Plugins may use them too; they raise plain ``ValueError`` with a message meant for people,
 which the caller wraps with the line and column it was parsing.
@@ -11,14 +12,19 @@ import hashlib
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
-from pywats.converters.base import ArgumentError
+from pywats.converters.base import ArgumentError, Source
 from pywats.errors import ConversionError, ReportValidationError
 from pywats.report.codes import CompOp, Result, Status
 from pywats.report.model import Report
 from pywats.report.validate import validate
+
+_U = TypeVar("_U")
+_E = TypeVar("_E", bound=Exception)
 
 #: How bad a status is, for rolling child statuses up into a sequence's and a report's.
 _SEVERITY = {
@@ -369,3 +375,61 @@ def decode_auto(data: bytes, declared: str | None = None) -> str:
         except UnicodeDecodeError:
             return data.decode("latin-1")
     return decode_text(data, codec)
+
+
+def decoded_text(converter: str, data: bytes, encoding: str | None) -> str:
+    """``data`` as text by :func:`decode_auto`; its ValueError as one ConversionError of
+    ``converter`` (the message names the line and the ``encoding`` argument)."""
+    try:
+        return decode_auto(data, encoding)
+    except ValueError as exc:
+        raise ConversionError(converter, str(exc)) from None
+
+
+def _error_text(where: str, exc: Exception) -> str:
+    return str(exc)
+
+
+def unit_reports(
+    converter: str,
+    source: Source,
+    units: Iterable[tuple[str, _U]],
+    build: Callable[[_U, Callable[[], str]], Report],
+    refusal: type[_E],
+    told: Callable[[str, _E], str] = _error_text,
+) -> list[Report]:
+    """One report per unit of ``source``, each checked by :func:`validated`.
+
+    ``units`` are ``(where, unit)`` in file order, ``where`` the unit's place in the file
+    ("UUT 2 (line 40)", "" for no place). ``build(unit, report_id)`` makes the report;
+    ``report_id()`` is the unit's derived id (:class:`ReportIds` of the source, by the
+    unit's 0-based position), computed only when called, for units that carry no id of
+    their own. A ``refusal`` it raises (the converter's own parse error) becomes one
+    ConversionError of ``converter`` whose reason is ``told(where, error)`` (by default
+    the error's text alone).
+    """
+    ids = ReportIds(source.data, source.companions)
+    reports: list[Report] = []
+    for index, (where, unit) in enumerate(units):
+        try:
+            reports.append(validated(converter, where, build(unit, partial(ids, index))))
+        except refusal as exc:
+            raise ConversionError(converter, told(where, exc)) from None
+    return reports
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: text quoted from the file may hold line breaks."""
+    return " ".join(message.splitlines())
+
+
+def clip(text: str, size: int = 100) -> str:
+    """``text`` within ``size`` characters, an ellipsis ending a cut one (the default 100 is
+    what WATS keeps of a misc info's description and text)."""
+    return text if len(text) <= size else text[: size - 1] + "\u2026"
+
+
+def show(text: str, most: int = 60) -> str:
+    """``text`` for a message: quoted and escaped (``repr``), cut to ``most`` characters
+    with ``...`` so a long line of the file does not drown the message."""
+    return repr(text if len(text) <= most else text[: most - 3] + "...")

@@ -37,18 +37,19 @@ from typing import Literal
 
 import attrs
 
+from pywats.converters.arguments import check_arguments
 from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
-    check_encoding_argument,
-    decode_auto,
+    clip,
+    decoded_text,
+    one_line,
     parse_float,
     parse_int,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
 )
-from pywats.converters.sniffing import head_text
+from pywats.converters.sniffing import head_text, never_raises
 from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
@@ -95,15 +96,7 @@ class I3070Arguments:
     statusResults: dict[str, ResultLetter] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if not 1 <= len(self.partRevision) <= 100:
-            raise ArgumentError("partRevision", "must be 1 to 100 characters")
-        if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
-            raise ArgumentError("partNumber", "must be 1 to 100 characters")
-        if not 1 <= len(self.sequenceVersion) <= 30:
-            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
+        check_arguments(self)
         _check_status_results(self.statusResults)
 
 
@@ -513,10 +506,6 @@ def btest_result(code: int, overrides: Mapping[str, ResultLetter]) -> tuple[Resu
     return (Result(override) if override else result), meaning
 
 
-def _clip(text: str, size: int = 100) -> str:
-    return text if len(text) <= size else text[: size - 1] + "\u2026"
-
-
 def _name(designator: str) -> str:
     """A designator without its board prefix (``2%r11`` -> ``r11``)."""
     if "%" not in designator:
@@ -901,7 +890,7 @@ def _details(record: _Record) -> list[str]:
 
 
 def _misc(description: str, text: str) -> MiscInfo:
-    return MiscInfo(description=_clip(description), text=_clip(text))
+    return MiscInfo(description=clip(description), text=clip(text))
 
 
 def _custom(record: _Record) -> MiscInfo:
@@ -920,41 +909,33 @@ class I3070Converter:
     Arguments = I3070Arguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """A reason when ``head`` starts with i3070 log records (``{@BATCH|``, ``{@BTEST|``)."""
-        try:
-            text = head_text(head[:4096]).lstrip()
-            if not text.startswith("{@"):
-                return None
-            for marker in ("{@BATCH|", "{@BTEST|"):
-                if marker in text:
-                    return f"{marker} log record near the start (Keysight i3070)"
-        except Exception:  # a sniffer never raises: it only says "not mine"
+        text = head_text(head[:4096]).lstrip()
+        if not text.startswith("{@"):
             return None
+        for marker in ("{@BATCH|", "{@BTEST|"):
+            if marker in text:
+                return f"{marker} log record near the start (Keysight i3070)"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per BTEST record (board) in the log."""
         args = context.arguments_as(I3070Arguments)
-        try:
-            text = decode_auto(source.data, args.encoding)
-        except ValueError as exc:
-            raise ConversionError(self.name, str(exc)) from None
+        text = decoded_text(self.name, source.data, args.encoding)
         try:
             boards = _boards(text)
         except _ParseError as exc:
-            raise ConversionError(self.name, _one_line(str(exc))) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, board in enumerate(boards, 1):
-            where = f"board {index} (BTEST at line {board.btest.line})"
-            try:
-                reports.append(
-                    validated(self.name, where, _report(board, args, context, ids(index - 1)))
-                )
-            except _ParseError as exc:
-                raise ConversionError(self.name, _one_line(str(exc))) from None
-        return reports
+            raise ConversionError(self.name, one_line(str(exc))) from None
+        return unit_reports(
+            self.name,
+            source,
+            ((f"board {n} (BTEST at line {b.btest.line})", b) for n, b in enumerate(boards, 1)),
+            lambda board, report_id: _report(board, args, context, report_id()),
+            _ParseError,
+            lambda where, exc: one_line(str(exc)),
+        )
 
 
 def _boards(text: str) -> list[_Board]:
@@ -1057,7 +1038,7 @@ def _report(
         start_utc=start_utc,
         uut=UUTInfo(
             user=batch_field(8) or None,
-            comment=_clip(comment, 5000) if comment else None,
+            comment=clip(comment, 5000) if comment else None,
             exec_time=exec_time,
             fixture_id=batch_field(3) or None,
             batch_sn=batch_field(7) or None,
@@ -1105,8 +1086,3 @@ def _board_misc(
     if btest_field(9).lower() == "y":
         add("Known good", "y")
     return out
-
-
-def _one_line(message: str) -> str:
-    """``message`` on one line: text quoted from the file may hold line breaks."""
-    return " ".join(message.splitlines())

@@ -37,19 +37,20 @@ from pathlib import Path
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
     ReportIds,
-    check_encoding_argument,
     decode_auto,
     encode_limits,
     now,
     parse_float,
     start_fields,
+    validated,
     worst_status,
 )
 from pywats.converters.sniffing import head_text
-from pywats.errors import ConversionError, ReportValidationError
+from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
     BooleanMeasurement,
@@ -62,7 +63,6 @@ from pywats.report.model import (
     Step,
     UUTInfo,
 )
-from pywats.report.validate import validate
 
 __all__ = ["KlippelArguments", "KlippelConverter"]
 
@@ -138,17 +138,7 @@ class KlippelArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        for key, value, most in (
-            ("partNumber", self.partNumber, 100),
-            ("partRevision", self.partRevision, 100),
-            ("sequenceName", self.sequenceName, 200),
-            ("sequenceVersion", self.sequenceVersion, 30),
-        ):
-            if not 1 <= len(value) <= most:
-                raise ArgumentError(key, f"must be 1 to {most} characters")
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
+        check_arguments(self)
 
 
 class _Error(Exception):
@@ -219,10 +209,7 @@ class KlippelConverter:
             report = _build(source.path, header, files, args, context, report_id)
         except _Error as exc:
             raise ConversionError(self.name, str(exc)) from None
-        try:
-            return [validate(report)]
-        except ReportValidationError as exc:
-            raise ConversionError(self.name, str(exc), path=exc.path) from exc
+        return [validated(self.name, "", report)]
 
 
 def _decode(data: bytes, encoding: str | None, where: str) -> str:

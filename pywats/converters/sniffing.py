@@ -31,13 +31,15 @@ every candidate it considered (for ``pywats convert --explain`` and the error fo
 sidecar).
 
 Helpers for writing a ``sniff``: :func:`head_text` (the head as text, whatever its
-encoding, never raising) and :func:`xml_root` (the root element and its namespace).
+encoding, never raising), :func:`xml_root` (the root element and its namespace) and
+:func:`never_raises` (a sniff that answers "not mine" where it would raise).
 """
 
 from __future__ import annotations
 
 import codecs
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
@@ -62,6 +64,7 @@ __all__ = [
     "head_text",
     "is_catch_all",
     "matching_pattern",
+    "never_raises",
     "xml_root",
 ]
 
@@ -399,6 +402,24 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+
+
+def never_raises(sniff: Callable[[bytes, str], str | None]) -> Callable[[bytes, str], str | None]:
+    """``sniff`` answering None ("not mine") where it would raise: for a sniff that guesses
+    at bytes it may not understand, failing to read them is not recognising them.
+
+    The choice counts a sniff that raises as a no too, but tells it as a broken sniff
+    (:attr:`Answer.error`); wrap a sniff with this, under ``@staticmethod``.
+    """
+
+    @functools.wraps(sniff)
+    def guarded(head: bytes, name: str) -> str | None:
+        try:
+            return sniff(head, name)
+        except Exception:  # a sniffer never raises: it only says "not mine"
+            return None
+
+    return guarded
 
 
 def head_text(head: bytes) -> str:

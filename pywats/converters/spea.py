@@ -36,17 +36,18 @@ from typing import Literal
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
-    check_encoding_argument,
-    decode_auto,
+    decoded_text,
     parse_status,
+    show,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
     worst_status,
 )
+from pywats.converters.sniffing import never_raises
 from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
@@ -126,13 +127,7 @@ class SpeaArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
-            raise ArgumentError("partNumber", "must be 1 to 100 characters")
-        if not 1 <= len(self.revision) <= 100:
-            raise ArgumentError("revision", "must be 1 to 100 characters")
+        check_arguments(self)
 
 
 class _ParseError(Exception):
@@ -141,10 +136,6 @@ class _ParseError(Exception):
     def __init__(self, line: int, reason: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {reason}")
-
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 @attrs.define
@@ -215,39 +206,31 @@ class SpeaConverter:
     Arguments = SpeaArguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """A reason when ``head`` looks like a SPEA log (FORMAT/START and ANL/FUNC lines)."""
-        try:
-            if head.startswith(_BOM):
-                head = head[len(_BOM) :]
-            if _SNIFF_START.search(head) and _SNIFF_DATA.search(head):
-                return "SPEA START;/ANL; records"
-        except Exception:  # a sniffer never raises: it only says "not mine"
-            return None
+        if head.startswith(_BOM):
+            head = head[len(_BOM) :]
+        if _SNIFF_START.search(head) and _SNIFF_DATA.search(head):
+            return "SPEA START;/ANL; records"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per run (``FORMAT``/``START`` ... ``END``) in the file."""
         args = context.arguments_as(SpeaArguments)
-        try:
-            text = decode_auto(source.data, args.encoding)
-        except ValueError as exc:
-            raise ConversionError(self.name, str(exc)) from None
+        text = decoded_text(self.name, source.data, args.encoding)
         try:
             runs = _parse(text, args)
         except _ParseError as exc:
             raise ConversionError(self.name, str(exc)) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, run in enumerate(runs, 1):
-            where = f"run {index} (line {run.line})"
-            try:
-                reports.append(
-                    validated(self.name, where, _build_report(run, args, context, ids(index - 1)))
-                )
-            except _ParseError as exc:
-                raise ConversionError(self.name, f"{where}, {exc}") from None
-        return reports
+        return unit_reports(
+            self.name,
+            source,
+            ((f"run {n} (line {run.line})", run) for n, run in enumerate(runs, 1)),
+            lambda run, report_id: _build_report(run, args, context, report_id()),
+            _ParseError,
+            lambda where, exc: f"{where}, {exc}",
+        )
 
 
 def _parse(text: str, args: SpeaArguments) -> list[_Run]:
@@ -271,7 +254,7 @@ def _parse(text: str, args: SpeaArguments) -> list[_Run]:
         if not sep or tag not in _RECORDS:
             raise _ParseError(
                 number,
-                f"{_show(line)} is not a SPEA record (known: {', '.join(_RECORDS)})",
+                f"{show(line)} is not a SPEA record (known: {', '.join(_RECORDS)})",
             )
         cells = line.split(";")
         if tag == "FORMAT":
@@ -313,7 +296,7 @@ def _date_order(number: int, cells: list[str]) -> str:
     order = cells[1].strip().lower() if len(cells) > 1 else ""
     if order not in ("mmdd", "ddmm"):
         raise _ParseError(
-            number, f"FORMAT {_show(order)} is not a date order this converter knows (mmdd, ddmm)"
+            number, f"FORMAT {show(order)} is not a date order this converter knows (mmdd, ddmm)"
         )
     return order
 
@@ -361,7 +344,7 @@ def _board_result(number: int, text: str, tag: str) -> Result:
         return BOARD_RESULTS[text.upper()]
     except KeyError:
         known = ", ".join(BOARD_RESULTS)
-        raise _ParseError(number, f"{tag} {_show(text)} is not a board result ({known})") from None
+        raise _ParseError(number, f"{tag} {show(text)} is not a board result ({known})") from None
 
 
 def _datetime(number: int, date: str, time: str, order: str | None, tag: str) -> datetime:
@@ -374,9 +357,9 @@ def _datetime(number: int, date: str, time: str, order: str | None, tag: str) ->
     d = _DATE.fullmatch(date.strip())
     t = _TIME.fullmatch(time.strip())
     if d is None:
-        raise _ParseError(number, f"{tag} date {_show(date)} is not mm/dd/yyyy or dd/mm/yyyy")
+        raise _ParseError(number, f"{tag} date {show(date)} is not mm/dd/yyyy or dd/mm/yyyy")
     if t is None:
-        raise _ParseError(number, f"{tag} time {_show(time)} is not hh:mm:ss")
+        raise _ParseError(number, f"{tag} time {show(time)} is not hh:mm:ss")
     first, second, year = (int(g) for g in d.groups())
     month, day = (first, second) if order == "mmdd" else (second, first)
     try:
@@ -430,7 +413,7 @@ def _status(number: int, text: str) -> Status:
     except ValueError:
         raise _ParseError(
             number,
-            f"result {_show(text)} is not PASS, FAIL, FAIL(+), FAIL(-) or FAIL(+/-)",
+            f"result {show(text)} is not PASS, FAIL, FAIL(+), FAIL(-) or FAIL(+/-)",
         ) from None
 
 

@@ -34,17 +34,19 @@ from typing import NamedTuple
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
-    check_encoding_argument,
-    decode_auto,
+    clip,
+    decoded_text,
+    one_line,
+    show,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
     worst_status,
 )
-from pywats.converters.sniffing import head_text
+from pywats.converters.sniffing import head_text, never_raises
 from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
@@ -74,15 +76,7 @@ class GR228XArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
-            raise ArgumentError("partNumber", "must be 1 to 100 characters")
-        if not 1 <= len(self.partRevision) <= 100:
-            raise ArgumentError("partRevision", "must be 1 to 100 characters")
-        if not 1 <= len(self.sequenceVersion) <= 30:
-            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
+        check_arguments(self)
 
 
 #: End events: character -> (result, meaning). ``]`` is not among them: not a verdict.
@@ -257,41 +251,33 @@ class GR228XConverter:
     Arguments = GR228XArguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """A reason when ``head`` starts like a GR228X log (program line, ``@`` UUT line)."""
-        try:
-            lines = [line.strip() for line in head_text(head[:4096]).split("\n")]
-            first = next((line for line in lines if line), "")
-            if _PROGRAM.match(first) and ".obc" in first.lower():
-                return "a program line (<program>.obc[DD-MMM-YY HH:MM:SS) (Teradyne GR228X)"
-            if _START.match(first) and " SN " in first:
-                return "an @DD-MMM-YY HH:MM:SS SN line (Teradyne GR228X)"
-        except Exception:  # a sniffer never raises: it only says "not mine"
-            return None
+        lines = [line.strip() for line in head_text(head[:4096]).split("\n")]
+        first = next((line for line in lines if line), "")
+        if _PROGRAM.match(first) and ".obc" in first.lower():
+            return "a program line (<program>.obc[DD-MMM-YY HH:MM:SS) (Teradyne GR228X)"
+        if _START.match(first) and " SN " in first:
+            return "an @DD-MMM-YY HH:MM:SS SN line (Teradyne GR228X)"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per UUT in the log."""
         args = context.arguments_as(GR228XArguments)
-        try:
-            text = decode_auto(source.data, args.encoding)
-        except ValueError as exc:
-            raise ConversionError(self.name, str(exc)) from None
+        text = decoded_text(self.name, source.data, args.encoding)
         try:
             uuts = _parse(text)
         except _ParseError as exc:
-            raise ConversionError(self.name, _one_line(str(exc))) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, uut in enumerate(uuts, 1):
-            where = f"UUT {index} (line {uut.line})"
-            try:
-                reports.append(
-                    validated(self.name, where, _report(uut, args, context, source, ids(index - 1)))
-                )
-            except _ParseError as exc:
-                raise ConversionError(self.name, _one_line(f"{where}, {exc}")) from None
-        return reports
+            raise ConversionError(self.name, one_line(str(exc))) from None
+        return unit_reports(
+            self.name,
+            source,
+            ((f"UUT {n} (line {uut.line})", uut) for n, uut in enumerate(uuts, 1)),
+            lambda uut, report_id: _report(uut, args, context, source, report_id()),
+            _ParseError,
+            lambda where, exc: one_line(f"{where}, {exc}"),
+        )
 
 
 def _parse(text: str) -> list[_Uut]:
@@ -311,7 +297,7 @@ def _parse(text: str) -> list[_Uut]:
             if start is None:
                 raise _ParseError(
                     number,
-                    f"a UUT line must be '@DD-MMM-YY HH:MM:SS SN <serial>', got {_show(line)}",
+                    f"a UUT line must be '@DD-MMM-YY HH:MM:SS SN <serial>', got {show(line)}",
                 )
             if uut is not None and uut.result is None:
                 uut.result = Result.ERROR
@@ -327,7 +313,7 @@ def _parse(text: str) -> list[_Uut]:
             event = _EVENT.match(line)
             if event is None:
                 raise _ParseError(
-                    number, f"an event line must be '{first}DD-MMM-YY HH:MM:SS', got {_show(line)}"
+                    number, f"an event line must be '{first}DD-MMM-YY HH:MM:SS', got {show(line)}"
                 )
             when = _time(event, number)
             continues = False
@@ -347,11 +333,11 @@ def _parse(text: str) -> list[_Uut]:
                     raise _ParseError(
                         number,
                         "not a GR228X log: expected a program line "
-                        f"'<program>[DD-MMM-YY HH:MM:SS' or an '@' UUT line, got {_show(line)}",
+                        f"'<program>[DD-MMM-YY HH:MM:SS' or an '@' UUT line, got {show(line)}",
                     )
                 raise _ParseError(
                     number,
-                    f"expected a program line or an '@' UUT line between UUTs, got {_show(line)}",
+                    f"expected a program line or an '@' UUT line between UUTs, got {show(line)}",
                 )
             _time(match, number)
             program = match["path"]
@@ -365,7 +351,7 @@ def _parse(text: str) -> list[_Uut]:
         if first == "(":
             match = _LIST.match(line)
             if match is None:  # pragma: no cover - the pattern takes any "(<letter>"
-                raise _ParseError(number, f"not a failure list: {_show(line)}")
+                raise _ParseError(number, f"not a failure list: {show(line)}")
             _failure_list(uut, match)
             continues = line.endswith("+")
             continue
@@ -378,12 +364,12 @@ def _parse(text: str) -> list[_Uut]:
                 if wats["value"]:
                     uut.wats[known] = wats["value"]
             elif wats["value"]:
-                uut.misc.append(MiscInfo(description=_clip(key), text=_clip(wats["value"])))
+                uut.misc.append(MiscInfo(description=clip(key), text=clip(wats["value"])))
             continue
         measure = _MEASURE.match(line)
         if measure is None:
             raise _ParseError(
-                number, f"not a GR228X measurement, failure list or event: {_show(line)}"
+                number, f"not a GR228X measurement, failure list or event: {show(line)}"
             )
         _measurement(uut, measure, number, limits)
     if uut is not None and uut.result is None:
@@ -397,14 +383,6 @@ def _parse(text: str) -> list[_Uut]:
             raise _ParseError(1, "not a GR228X log: no program line and no '@' UUT line")
         raise _ParseError(1, "the log holds no UUT (no '@DD-MMM-YY HH:MM:SS SN <serial>' line)")
     return uuts
-
-
-def _show(line: str) -> str:
-    return repr(line if len(line) <= 60 else line[:57] + "...")
-
-
-def _clip(text: str, size: int = 100) -> str:
-    return text if len(text) <= size else text[: size - 1] + "\u2026"
 
 
 def _stamp(match: re.Match[str]) -> str:
@@ -658,8 +636,3 @@ def _report(
         misc_infos=uut.misc or None,
         root=root,
     )
-
-
-def _one_line(message: str) -> str:
-    """``message`` on one line: text quoted from the file may hold line breaks."""
-    return " ".join(message.splitlines())

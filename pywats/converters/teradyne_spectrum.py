@@ -36,17 +36,19 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
-    check_encoding_argument,
-    decode_auto,
+    clip,
+    decoded_text,
+    one_line,
+    show,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
     worst_status,
 )
-from pywats.converters.sniffing import head_text
+from pywats.converters.sniffing import head_text, never_raises
 from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
 from pywats.report.model import (
@@ -76,15 +78,7 @@ class SpectrumArguments:
     encoding: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
-            raise ArgumentError("partNumber", "must be 1 to 100 characters")
-        if not 1 <= len(self.partRevision) <= 100:
-            raise ArgumentError("partRevision", "must be 1 to 100 characters")
-        if not 1 <= len(self.sequenceVersion) <= 30:
-            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
+        check_arguments(self)
 
 
 #: SCALE -> power of ten (case matters: ``m`` milli, ``M`` mega).
@@ -176,7 +170,7 @@ def _tokenize(text: str) -> list[_Form]:
             elif match.group(5).strip():
                 raise _ParseError(
                     match.start(5),
-                    f"text outside a (KEYWORD: ...) form: {_show(match.group(5).strip())}",
+                    f"text outside a (KEYWORD: ...) form: {show(match.group(5).strip())}",
                 )
         elif kind == 1:
             form = _Form(match.group(1), match.start(1))
@@ -215,14 +209,6 @@ def _tokenize(text: str) -> list[_Form]:
             "is it complete?",
         )
     return top
-
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
-
-
-def _clip(text: str, size: int = 100) -> str:
-    return text if len(text) <= size else text[: size - 1] + "\u2026"
 
 
 def _status(form: _Form | None) -> Status | None:
@@ -416,44 +402,39 @@ class SpectrumConverter:
     Arguments = SpectrumArguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """A reason when ``head`` holds Spectrum forms (``(PROGRAM_NAME:``, ``(STEP:``)."""
-        try:
-            text = head_text(head).lstrip()
-            if not text.startswith("("):
-                return None
-            for marker in ("(PROGRAM_NAME:", "(SECTION_NAME:", "(STEP:"):
-                if marker in text:
-                    return f"{marker} forms of a Teradyne Spectrum structured log"
-        except Exception:  # a sniffer never raises: it only says "not mine"
+        text = head_text(head).lstrip()
+        if not text.startswith("("):
             return None
+        for marker in ("(PROGRAM_NAME:", "(SECTION_NAME:", "(STEP:"):
+            if marker in text:
+                return f"{marker} forms of a Teradyne Spectrum structured log"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
         """One report per PROGRAM_NAME (UUT) in the log."""
         args = context.arguments_as(SpectrumArguments)
-        try:
-            text = decode_auto(source.data, args.encoding)
-        except ValueError as exc:
-            raise ConversionError(self.name, str(exc)) from None
+        text = decoded_text(self.name, source.data, args.encoding)
         try:
             uuts = _parse(text)
         except _ParseError as exc:
-            raise ConversionError(self.name, _one_line(exc.where(text))) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, uut in enumerate(uuts, 1):
-            where = f"UUT {index} (line {_line(text, uut.pos)})"
-            try:
-                reports.append(
-                    validated(self.name, where, _report(uut, args, context, ids(index - 1)))
-                )
-            except _ParseError as exc:
-                message = _one_line(exc.where(text))
-                raise ConversionError(
-                    self.name, f"{where}, {message}" if len(uuts) > 1 else message
-                ) from None
-        return reports
+            raise ConversionError(self.name, one_line(exc.where(text))) from None
+
+        def told(where: str, exc: _ParseError) -> str:
+            # The position is told as a line of the text; the UUT only when there are more.
+            message = one_line(exc.where(text))
+            return f"{where}, {message}" if len(uuts) > 1 else message
+
+        return unit_reports(
+            self.name,
+            source,
+            ((f"UUT {n} (line {_line(text, uut.pos)})", uut) for n, uut in enumerate(uuts, 1)),
+            lambda uut, report_id: _report(uut, args, context, report_id()),
+            _ParseError,
+            told,
+        )
 
 
 def _parse(text: str) -> list[_Uut]:
@@ -493,7 +474,7 @@ def _user(uut: _Uut, form: _Form) -> None:
         uut.user[lower] = value
         uut.user_pos[lower] = form.pos
     elif value:
-        uut.misc.append(MiscInfo(description=_clip(key), text=_clip(value)))
+        uut.misc.append(MiscInfo(description=clip(key), text=clip(value)))
 
 
 def _step(uut: _Uut, form: _Form) -> Step:
@@ -755,7 +736,7 @@ def _report(
         name=program,
         status=Status(result.value),
         seq_call=SequenceCallInfo(
-            path=program, name=uut.subprogram or program, version=_clip(version, 30)
+            path=program, name=uut.subprogram or program, version=clip(version, 30)
         ),
         steps=steps,
     )
@@ -782,8 +763,3 @@ def _report(
         misc_infos=uut.misc or None,
         root=root,
     )
-
-
-def _one_line(message: str) -> str:
-    """``message`` on one line: text quoted from the file may hold line breaks."""
-    return " ".join(message.splitlines())

@@ -29,10 +29,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 
 import attrs
 
+from pywats.converters.arguments import check_arguments
 from pywats.converters.atml import (
     drop_missing,
     inherit_status,
@@ -47,9 +47,9 @@ from pywats.converters.atml import (
     unit_result,
     with_notes,
 )
-from pywats.converters.base import ArgumentError, ConversionContext, Source
-from pywats.converters.helpers import ReportIds, start_fields, station_time, validated
-from pywats.converters.sniffing import head_text, xml_root
+from pywats.converters.base import ConversionContext, Source
+from pywats.converters.helpers import encode_limits, start_fields, station_time, unit_reports
+from pywats.converters.sniffing import head_text, never_raises, xml_root
 from pywats.converters.xmlread import XmlReadError, describe_tag, parse_xml
 from pywats.errors import ConversionError
 from pywats.report.codes import CompOp, ReportType, Status, StepGroup
@@ -75,11 +75,6 @@ MAX_DEPTH = 100
 _GROUPS = {"setup": StepGroup.SETUP, "main": StepGroup.MAIN, "cleanup": StepGroup.CLEANUP}
 
 
-def _check_text(key: str, value: str, high: int) -> None:
-    if not 1 <= len(value) <= high:
-        raise ArgumentError(key, f"must be 1 to {high} characters")
-
-
 @attrs.frozen
 class TestStandXmlArguments:
     """Arguments of the ``teststand-xml`` converter: defaults for what a file leaves out.
@@ -100,11 +95,7 @@ class TestStandXmlArguments:
     sequenceVersion: str = "0.0.0"
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        _check_text("partNumber", self.partNumber, 100)
-        _check_text("revision", self.revision, 100)
-        _check_text("sequenceVersion", self.sequenceVersion, 30)
+        check_arguments(self)
 
 
 class _Bad(Exception):
@@ -115,6 +106,10 @@ class _Bad(Exception):
 
 
 _UUT_REPORT = re.compile(r"""<Report\s[^>]*\bType\s*=\s*['"]UUT['"]""")
+
+
+#: One unit of a file: where it is, its element, the dump's ReportInfo, the UUTResult.
+_UnitSource = tuple[str, ET.Element, dict[str, str], str | None]
 
 
 class TestStandXmlConverter:
@@ -128,24 +123,22 @@ class TestStandXmlConverter:
     Arguments = TestStandXmlArguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """Root ``TSReport``, or root ``Reports`` (no namespace) with a ``Report Type='UUT'``.
 
         WSXF also has a ``Reports`` root, in its own namespace (or, bare, with a
         lower-case ``type`` on its ``Report``): TestStand writes ``Type='UUT'``.
         """
-        try:
-            root = xml_root(head)
-            if root is None or root.namespace:
-                return None
-            if root.local == "TSReport":
-                return "root element TSReport (no namespace): the WATS TestStand add-on dump"
-            if root.local == "Reports" and _UUT_REPORT.search(head_text(head)):
-                return "root element Reports (no namespace) holding <Report Type='UUT'>"
-            if root.local == "Report" and _UUT_REPORT.search(head_text(head)):
-                return "root element Report Type='UUT' (a TestStand XML report)"
-        except Exception:  # a sniffer never raises: it only says "not mine"
+        root = xml_root(head)
+        if root is None or root.namespace:
             return None
+        if root.local == "TSReport":
+            return "root element TSReport (no namespace): the WATS TestStand add-on dump"
+        if root.local == "Reports" and _UUT_REPORT.search(head_text(head)):
+            return "root element Reports (no namespace) holding <Report Type='UUT'>"
+        if root.local == "Report" and _UUT_REPORT.search(head_text(head)):
+            return "root element Report Type='UUT' (a TestStand XML report)"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
@@ -155,7 +148,7 @@ class TestStandXmlConverter:
             root = parse_xml(source.data)
         except XmlReadError as exc:
             raise ConversionError(self.name, str(exc)) from None
-        units: list[tuple[str, ET.Element, dict[str, str], str | None]] = []
+        units: list[_UnitSource] = []
         if root.tag == "TSReport":
             info = _report_info(root)
             if _root_result(root) is not None:
@@ -178,16 +171,12 @@ class TestStandXmlConverter:
             )
         if not units:
             raise ConversionError(self.name, "TSReport: no MainSequenceResults and no Report")
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, (where, container, info, verdict) in enumerate(units):
-            try:
-                unit = _Unit(args, context, where)
-                made = unit.read(container, info, verdict, partial(ids, index))
-                reports.append(validated(self.name, where, made))
-            except _Bad as exc:
-                raise ConversionError(self.name, str(exc)) from None
-        return reports
+
+        def read(unit: _UnitSource, report_id: Callable[[], str]) -> Report:
+            where, container, info, verdict = unit
+            return _Unit(args, context, where).read(container, info, verdict, report_id)
+
+        return unit_reports(self.name, source, ((unit[0], unit) for unit in units), read, _Bad)
 
 
 def _uut_reports(element: ET.Element) -> list[ET.Element]:
@@ -689,7 +678,7 @@ class _Unit:
                 except ValueError as exc:
                     raise _Bad(where, str(exc)) from None
         elif not comparator:
-            op, low, high = _inferred(low, high)
+            op, low, high = encode_limits(None, low, high)
         else:
             try:
                 op = CompOp(comparator)
@@ -751,17 +740,6 @@ def _find_path(props: dict[str, ET.Element], path: str) -> ET.Element | None:
     head, _, rest = path.partition(".")
     element = props.get(head)
     return _find(element, rest) if rest else element
-
-
-def _inferred(low: float | None, high: float | None) -> tuple[CompOp, float | None, float | None]:
-    """The operator of limits without a ``Comp``: both GELE, one GE/LE, none LOG."""
-    if low is not None and high is not None:
-        return CompOp.GELE, low, high
-    if low is not None:
-        return CompOp.GE, low, None
-    if high is not None:
-        return CompOp.LE, high, None
-    return CompOp.LOG, None, None
 
 
 def _names_of(measured: list[_Meas]) -> list[str | None]:

@@ -32,10 +32,9 @@ from typing import Any
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
-    check_encoding_argument,
     decode_text,
     encode_limits,
     now,
@@ -44,8 +43,9 @@ from pywats.converters.helpers import (
     parse_result,
     parse_status,
     result_of,
+    show,
     start_fields,
-    validated,
+    unit_reports,
     worst_status,
 )
 from pywats.converters.sniffing import head_text
@@ -111,15 +111,7 @@ class WstfArguments:
     encoding: str = "utf-8"
 
     def __attrs_post_init__(self) -> None:
-        check_encoding_argument(self.encoding)
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if not 1 <= len(self.sequenceName) <= 200:
-            raise ArgumentError("sequenceName", "must be 1 to 200 characters")
-        if not 1 <= len(self.sequenceVersion) <= 30:
-            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
-        if self.operator is not None and not 1 <= len(self.operator) <= 100:
-            raise ArgumentError("operator", "must be 1 to 100 characters")
+        check_arguments(self)
 
 
 class _ParseError(Exception):
@@ -291,16 +283,15 @@ class WstfConverter:
             uuts = _parse(text)
         except _ParseError as exc:
             raise ConversionError(self.name, str(exc)) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, uut in enumerate(uuts, 1):
-            where = f"UUT {index} (line {uut.start_line})" if len(uuts) > 1 else ""
-            try:
-                report = _build_report(uut, args, context, ids(index - 1))
-                reports.append(validated(self.name, where, report))
-            except _ParseError as exc:
-                raise ConversionError(self.name, f"{where}, {exc}" if where else str(exc)) from None
-        return reports
+        many = len(uuts) > 1
+        return unit_reports(
+            self.name,
+            source,
+            ((f"UUT {n} (line {u.start_line})" if many else "", u) for n, u in enumerate(uuts, 1)),
+            lambda uut, report_id: _build_report(uut, args, context, report_id()),
+            _ParseError,
+            lambda where, exc: f"{where}, {exc}" if where else str(exc),
+        )
 
 
 def _parse(text: str) -> list[_Uut]:
@@ -338,7 +329,7 @@ def _parse(text: str) -> list[_Uut]:
             continue
         line = raw.rstrip("\r")
         if uut is None or state is _State.OUTSIDE:
-            raise _ParseError(number, f"expected {HEADER_START}, got {_show(line)}")
+            raise _ParseError(number, f"expected {HEADER_START}, got {show(line)}")
         _header_line(number, line.split("\t"), uut, footer=state is _State.FOOTER)
     if not uuts:
         raise _ParseError(1, f"no {HEADER_START} marker: this is not a WSTF file")
@@ -376,13 +367,9 @@ def _marker(number: int, marker: str, state: _State, uut: _Uut | None) -> _State
     return _State.OUTSIDE
 
 
-def _show(line: str) -> str:
-    return repr(line if len(line) <= 60 else line[:57] + "...")
-
-
 def _header_line(number: int, cells: list[str], uut: _Uut, *, footer: bool) -> None:
     if len(cells) < 2:
-        raise _ParseError(number, f"expected Key<TAB>Value, got {_show(cells[0])}")
+        raise _ParseError(number, f"expected Key<TAB>Value, got {show(cells[0])}")
     raw_key = cells[0].strip()
     value = cells[1].strip()
     key = _HEADER_KEYS.get(raw_key.lower())

@@ -33,25 +33,28 @@ import re
 import zipfile
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError, XMLParser
 from xml.parsers import expat
 
 import attrs
 
-from pywats.converters.base import ArgumentError, ConversionContext, Source
+from pywats.converters.arguments import check_arguments
+from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
-    ReportIds,
     decode_auto,
     parse_float,
     parse_int,
     parse_result,
     parse_status,
+    show,
     start_fields,
     station_time,
-    validated,
+    unit_reports,
     worst_status,
 )
+from pywats.converters.sniffing import never_raises
 from pywats.errors import ConversionError
 from pywats.report.codes import ReportType, Status, StepGroup
 from pywats.report.model import (
@@ -119,14 +122,7 @@ class XjtagArguments:
     allowMissingRuns: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.operationTypeCode < 2**31:
-            raise ArgumentError("operationTypeCode", "must be a process code (0 or more)")
-        if self.partNumber is not None and not 1 <= len(self.partNumber) <= 100:
-            raise ArgumentError("partNumber", "must be 1 to 100 characters")
-        if not 1 <= len(self.revision) <= 100:
-            raise ArgumentError("revision", "must be 1 to 100 characters")
-        if not 1 <= len(self.sequenceVersion) <= 30:
-            raise ArgumentError("sequenceVersion", "must be 1 to 30 characters")
+        check_arguments(self)
 
 
 class _Bad(Exception):
@@ -134,11 +130,6 @@ class _Bad(Exception):
 
 
 # --- The archive -----------------------------------------------------------------------------
-
-
-def _show(name: str) -> str:
-    """A value (member name, text) for a message: quoted, escaped, at most 80 characters."""
-    return repr(name if len(name) <= 80 else name[:77] + "...")
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -150,6 +141,11 @@ def _unsafe_name(name: str) -> str | None:
     if "\x00" in name:
         return "contains a NUL character"
     return None
+
+
+#: A value (member name, text) for a message: quoted, escaped, at most 80 characters (a
+#: member's path inside the archive runs longer than a line of a text log).
+_show = partial(show, most=80)
 
 
 @attrs.frozen
@@ -657,18 +653,16 @@ class XjtagConverter:
     Arguments = XjtagArguments
 
     @staticmethod
+    @never_raises
     def sniff(head: bytes, name: str) -> str | None:
         """A reason when ``head`` is a ZIP whose member headers name Info.xml or a run."""
-        try:
-            if not head.startswith(b"PK\x03\x04"):
-                return None
-            for match in _SNIFF_MEMBER.finditer(head):
-                length = int.from_bytes(match.group(1), "little")
-                member = match.group(2)
-                if length == len(member):
-                    return f"ZIP archive with an XJTAG member {member.decode('ascii')!r}"
-        except Exception:  # a sniffer never raises: it only says "not mine"
+        if not head.startswith(b"PK\x03\x04"):
             return None
+        for match in _SNIFF_MEMBER.finditer(head):
+            length = int.from_bytes(match.group(1), "little")
+            member = match.group(2)
+            if length == len(member):
+                return f"ZIP archive with an XJTAG member {member.decode('ascii')!r}"
         return None
 
     def convert(self, source: Source, context: ConversionContext) -> list[Report]:
@@ -680,18 +674,10 @@ class XjtagConverter:
             _check_runs(info, archive.runs, args)
         except _Bad as exc:
             raise ConversionError(self.name, str(exc)) from None
-        reports: list[Report] = []
-        ids = ReportIds(source.data, source.companions)
-        for index, number in enumerate(sorted(archive.runs)):
-            member, data = archive.runs[number]
-            try:
-                reports.append(
-                    validated(
-                        self.name,
-                        member,
-                        _build_report(member, data, info, args, context, ids(index)),
-                    )
-                )
-            except _Bad as exc:
-                raise ConversionError(self.name, str(exc)) from None
-        return reports
+        return unit_reports(
+            self.name,
+            source,
+            ((archive.runs[n][0], archive.runs[n]) for n in sorted(archive.runs)),
+            lambda run, report_id: _build_report(*run, info, args, context, report_id()),
+            _Bad,
+        )
