@@ -6,6 +6,7 @@ confirmation)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -170,8 +171,13 @@ is a Static, which lays out all of its text: a report of a few MB (thousands of 
 attachments) took seconds to draw there, on every highlight and under every dialog."""
 
 
+@functools.lru_cache(maxsize=4)
 def json_preview(body: str | None, lines: int = PANE_JSON_LINES) -> str:
-    """The first ``lines`` lines of :func:`pretty_json`, and how many more there are."""
+    """The first ``lines`` lines of :func:`pretty_json`, and how many more there are.
+
+    Cached: the pane is drawn again on every change of the queue, with the same report's
+    body, and formatting a large one takes tens of milliseconds.
+    """
     text = pretty_json(body)
     cut = -1
     for _ in range(lines):
