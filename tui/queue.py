@@ -166,26 +166,42 @@ def pretty_json(body: str | None) -> str:
 
 
 PANE_JSON_LINES = 200
-"""Lines of a report's JSON the queue's detail pane shows; Enter shows all of it. The pane
+PANE_JSON_CHARS = 20_000
+"""How much of a report's JSON the queue's detail pane shows (Enter shows more). The pane
 is a Static, which lays out all of its text: a report of a few MB (thousands of steps,
 attachments) took seconds to draw there, on every highlight and under every dialog."""
 
+REPORT_JSON_LINES = 50_000
+REPORT_JSON_CHARS = 2_000_000
+"""How much of a report's JSON the report screen shows: its TextArea draws only the lines
+in view, but still indexes and wraps all of them (5.7 MB took 8 s). ``v`` pages all of it
+and ``w`` saves all of it."""
 
-@functools.lru_cache(maxsize=4)
-def json_preview(body: str | None, lines: int = PANE_JSON_LINES) -> str:
-    """The first ``lines`` lines of :func:`pretty_json`, and how many more there are.
 
-    Cached: the pane is drawn again on every change of the queue, with the same report's
-    body, and formatting a large one takes tens of milliseconds.
-    """
-    text = pretty_json(body)
+def head(text: str, lines: int, chars: int, rest: str) -> str:
+    """``text`` up to ``lines`` lines and ``chars`` characters; if that cuts it, a last
+    line says how many lines are left and ``rest`` (where to see them)."""
     cut = -1
     for _ in range(lines):
         cut = text.find("\n", cut + 1)
         if cut < 0:
-            return text
+            cut = len(text)
+            break
+    cut = min(cut, chars)
+    if cut >= len(text):
+        return text
     more = text.count("\n", cut + 1) + 1
-    return f"{text[:cut]}\n… {more:,} more line(s): Enter shows the whole report"
+    return f"{text[:cut]}\n… {more:,} more line(s): {rest}"
+
+
+@functools.lru_cache(maxsize=4)
+def json_preview(body: str | None) -> str:
+    """The start of :func:`pretty_json` that the pane shows (see :data:`PANE_JSON_LINES`).
+
+    Cached: the pane is drawn again on every change of the queue, with the same report's
+    body, and formatting a large one takes tens of milliseconds.
+    """
+    return head(pretty_json(body), PANE_JSON_LINES, PANE_JSON_CHARS, "Enter shows the whole report")
 
 
 class QueueScreen(StationScreen):
@@ -699,7 +715,13 @@ class ReportScreen(ModalScreen[None]):
         self.report = report
         now = self.queue.station.clock()
         self.query_one("#report-fields", Static).update(report_text(report, now))
-        self.query_one("#report-body", TextArea).load_text(pretty_json(report.get("body")))
+        shown = head(
+            pretty_json(report.get("body")),
+            REPORT_JSON_LINES,
+            REPORT_JSON_CHARS,
+            "v pages the whole report, w saves it",
+        )
+        self.query_one("#report-body", TextArea).load_text(shown)
 
     def text(self) -> str:
         if self.report is None:

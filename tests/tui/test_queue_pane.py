@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from textual.widgets import Static, TextArea
 
+import tui.queue
 from tests.tui.fakes import FakeBackend
 from tests.tui.helpers import screen_text, until
 from tests.tui.test_snapshots import make_app
@@ -86,6 +88,30 @@ async def test_a_big_report_shows_its_start_in_the_pane_and_all_when_opened() ->
         body = report.query_one("#report-body", TextArea)
         await until(pilot, lambda: '"name": "VCC 2999"' in body.text, "the whole JSON")
         assert body.text == big
+
+
+async def test_a_huge_report_shows_its_start_and_saves_all_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Past REPORT_JSON_LINES (here 1,000, for speed) the report screen shows the start and
+    # says how to see the rest; what v pages and w saves is still the whole report.
+    monkeypatch.setattr(tui.queue, "REPORT_JSON_LINES", 1000)
+    app, backend = make_app()
+    steps = [{"id": i, "name": f"VCC {i}", "status": "P"} for i in range(3000)]
+    big = pretty_json(json.dumps({"id": "x", "root": {"steps": steps}}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = await open_queue(app, pilot)
+        backend.bodies[queue.rows[0]["id"]] = json.dumps({"id": "x", "root": {"steps": steps}})
+        await pilot.press("enter")
+        report = app.screen
+        assert isinstance(report, ReportScreen)
+        body = report.query_one("#report-body", TextArea)
+        await until(pilot, lambda: "more line(s)" in body.text, "the cut")
+        shown = body.text.splitlines()
+        assert shown[:-1] == big.splitlines()[:1000]
+        rest = big.count("\n") + 1 - 1000
+        assert shown[-1] == f"… {rest:,} more line(s): v pages the whole report, w saves it"
+        assert report.text().endswith(big)
 
 
 async def test_the_pane_is_beside_the_table_on_a_wide_terminal() -> None:
