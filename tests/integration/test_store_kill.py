@@ -81,10 +81,13 @@ class Writers:
         return ids
 
 
-def check_database(db: Path, acknowledged: set[str]) -> int:
+def check_database(db: Path, acknowledged: set[str], *, whole: bool = True) -> int:
+    """The oracle after a kill: every acknowledged id is there, the fixed source has one
+    report; with ``whole``, ``integrity_check`` passes too. Returns the row count."""
     conn = apsw.Connection(str(db))
     try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        if whole:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         present = {row[0] for row in conn.execute("SELECT id FROM reports")}
         missing = acknowledged - present
         assert not missing, f"{len(missing)} acknowledged report(s) lost, e.g. {min(missing)}"
@@ -115,9 +118,16 @@ async def test_sigkill_never_loses_an_acknowledged_report(tmp_path: Path) -> Non
                 ids = await writers.run_and_kill(round_no, delay_s=rng.uniform(0.02, 0.15))
                 assert ids, "the writer printed nothing before it was killed"
                 acknowledged.update(ids)
-                rows = check_database(db, acknowledged)
+                # integrity_check reads the whole file, which grows every round: after
+                # every kill of the default 30, after every tenth of the long run's 300.
+                whole = round_no < 30 or round_no % 10 == 9 or round_no == ROUNDS - 1
+                rows = check_database(db, acknowledged, whole=whole)
         finally:
             proc.kill()
-            await proc.wait()
+            with trio.CancelScope(shield=True):  # reaped even when the deadline passed
+                await proc.wait()
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None:
+                        await pipe.aclose()
     # The rounds really did work: far more rows than rounds, all kept.
     assert rows >= len(acknowledged) > ROUNDS
