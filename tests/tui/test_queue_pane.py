@@ -66,18 +66,22 @@ async def test_the_pane_follows_the_highlight_and_fetches_once_it_rests() -> Non
         assert app.screen.report_id == landed["id"]
 
 
+BIG_STEPS = [{"id": i, "name": f"VCC {i}", "status": "P"} for i in range(3000)]
+BIG_BODY = json.dumps({"id": "x", "root": {"steps": BIG_STEPS}})
+"""A report of 3,000 steps, as the service sends its body."""
+BIG = pretty_json(BIG_BODY)
+
+
 async def test_a_big_report_shows_its_start_in_the_pane_and_all_when_opened() -> None:
     # 3,000 steps: the pane shows the first PANE_JSON_LINES lines of the JSON and says how
     # many more there are; Enter shows every line (the last step included).
     app, backend = make_app()
-    steps = [{"id": i, "name": f"VCC {i}", "status": "P"} for i in range(3000)]
-    big = pretty_json(json.dumps({"id": "x", "root": {"steps": steps}}))
     async with app.run_test(size=(120, 40)) as pilot:
         queue = await open_queue(app, pilot)
-        backend.bodies[queue.rows[0]["id"]] = json.dumps({"id": "x", "root": {"steps": steps}})
+        backend.bodies[queue.rows[0]["id"]] = BIG_BODY
         await pilot.press("down", "up")  # fetched again, now with the big body
         pane = queue.query_one("#detail-text", Static)
-        more = f"… {big.count(chr(10)) + 1 - PANE_JSON_LINES:,} more line(s)"
+        more = f"… {BIG.count(chr(10)) + 1 - PANE_JSON_LINES:,} more line(s)"
         await until(pilot, lambda: more in str(pane.render()), "the count of the rest")
         shown = str(pane.render())
         assert '"name": "VCC 0"' in shown
@@ -87,7 +91,7 @@ async def test_a_big_report_shows_its_start_in_the_pane_and_all_when_opened() ->
         assert isinstance(report, ReportScreen)
         body = report.query_one("#report-body", TextArea)
         await until(pilot, lambda: '"name": "VCC 2999"' in body.text, "the whole JSON")
-        assert body.text == big
+        assert body.text == BIG
 
 
 async def test_a_huge_report_shows_its_start_and_saves_all_of_it(
@@ -97,21 +101,19 @@ async def test_a_huge_report_shows_its_start_and_saves_all_of_it(
     # says how to see the rest; what v pages and w saves is still the whole report.
     monkeypatch.setattr(tui.queue, "REPORT_JSON_LINES", 1000)
     app, backend = make_app()
-    steps = [{"id": i, "name": f"VCC {i}", "status": "P"} for i in range(3000)]
-    big = pretty_json(json.dumps({"id": "x", "root": {"steps": steps}}))
     async with app.run_test(size=(120, 40)) as pilot:
         queue = await open_queue(app, pilot)
-        backend.bodies[queue.rows[0]["id"]] = json.dumps({"id": "x", "root": {"steps": steps}})
+        backend.bodies[queue.rows[0]["id"]] = BIG_BODY
         await pilot.press("enter")
         report = app.screen
         assert isinstance(report, ReportScreen)
         body = report.query_one("#report-body", TextArea)
         await until(pilot, lambda: "more line(s)" in body.text, "the cut")
         shown = body.text.splitlines()
-        assert shown[:-1] == big.splitlines()[:1000]
-        rest = big.count("\n") + 1 - 1000
+        assert shown[:-1] == BIG.splitlines()[:1000]
+        rest = BIG.count("\n") + 1 - 1000
         assert shown[-1] == f"… {rest:,} more line(s): v pages the whole report, w saves it"
-        assert report.text().endswith(big)
+        assert report.text().endswith(BIG)
 
 
 async def test_the_pane_is_beside_the_table_on_a_wide_terminal() -> None:
