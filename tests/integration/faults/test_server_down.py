@@ -16,7 +16,7 @@ from tests.integration.harness import Instance, ReceiverProcess, running, stop, 
 
 pytestmark = pytest.mark.slow
 
-DOWN_S = 60.0 if LONG_TESTS else 4.0
+DOWN_S = 60.0 if LONG_TESTS else 6.0
 """How long the server stays away (the issue's figure: 60 s)."""
 BACKLOG = 200
 
