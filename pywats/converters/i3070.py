@@ -42,6 +42,7 @@ from pywats.converters.base import ArgumentError, ConversionContext, Source
 from pywats.converters.helpers import (
     clip,
     decoded_text,
+    encode_limits,
     one_line,
     parse_float,
     parse_int,
@@ -845,15 +846,10 @@ def _limits(limit: _Record, notes: list[str]) -> tuple[CompOp, float | None, flo
         notes.append(f"nominal {nominal}")
     high = _number(limit, fields[offset].strip(), "high limit")
     low = _number(limit, fields[1 + offset].strip(), "low limit")
-    no_high = high >= NO_LIMIT
-    no_low = low <= -NO_LIMIT
-    if no_high and no_low:
-        return CompOp.LOG, None, None
-    if no_high:
-        return CompOp.GE, low, None
-    if no_low:
-        return CompOp.LE, high, None  # a single limit goes in lowLimit (WATS rule)
-    return CompOp.GELE, low, high
+    # A limit at or beyond NO_LIMIT is none; a single limit goes in lowLimit (WATS rule).
+    return encode_limits(
+        None, None if low <= -NO_LIMIT else low, None if high >= NO_LIMIT else high
+    )
 
 
 def _report_text(record: _Record) -> str:

@@ -39,6 +39,7 @@ from pywats.converters.base import ConversionContext, Source
 from pywats.converters.helpers import (
     clip,
     decoded_text,
+    encode_limits,
     one_line,
     show,
     start_fields,
@@ -456,13 +457,7 @@ def _limits(
 ) -> _Limits:
     low = _scaled(low_text, low_prefix, line)
     high = _scaled(high_text, high_prefix, line)
-    if low is not None and high is not None:
-        return _Limits(low, high, CompOp.GELE, low, high)
-    if low is not None:
-        return _Limits(low, high, CompOp.GE, low, None)
-    if high is not None:
-        return _Limits(low, high, CompOp.LE, high, None)  # one limit goes in lowLimit (WATS rule)
-    return _Limits(low, high, CompOp.LOG, None, None)
+    return _Limits(low, high, *encode_limits(None, low, high))
 
 
 def _measurement(uut: _Uut, m: re.Match[str], line: int, seen: dict[str, _Limits]) -> None:
