@@ -13,7 +13,8 @@ shown, and the best), reading nothing from disk while timed, with the garbage co
 set as ``pywats serve`` sets it (:mod:`pywats.collector`; ``--python-gc`` keeps Python's
 thresholds). Figures per format:
 
-* files/s and MB/s of conversion (target: at least 5 MB/s per format, on the median): what
+* files/s, MB/s and thousands of steps/s (every node of the reports' step trees) of
+  conversion (target: at least 5 MB/s per format, on the median): what
   :func:`~pywats.converters.run_converter` does for the service, parsing and the one
   check of the WSJF rules, with the converter's arguments structured once as at start-up;
 * the sniff cost per file: the format's own ``sniff`` on the file's first 64 KiB, and
@@ -288,6 +289,8 @@ class Row:
     good: list[Input]
     contexts: list[ConversionContext]
     reports: int
+    #: Steps per round, every node of every report's tree (the root included).
+    steps: int
     note: bool
     slices: list[tuple[int, float]] = attrs.field(factory=list)  # (rounds, seconds)
 
@@ -311,14 +314,16 @@ def prepare(name: str, cls: type[Converter]) -> list[Row | str]:
     rows: list[Row | str] = []
     for row, files in (groups or {name: []}).items():
         good: list[Input] = []
-        reports = 0
+        reports = steps = 0
         for item in files:
             context = ConversionContext(arguments=dict(item.arguments))
             try:
-                reports += len(run_converter(converter, item.source, context))
+                made = run_converter(converter, item.source, context)
             except ConversionError as exc:
                 print(f"  {row}: {item.path.name} does not convert, left out: {exc}")
                 continue
+            reports += len(made)
+            steps += sum(len(r.root.walk()) for r in made if r.root is not None)
             good.append(item)
         if not good:
             rows.append(
@@ -336,7 +341,7 @@ def prepare(name: str, cls: type[Converter]) -> list[Row | str]:
             )
             for item in good
         ]
-        rows.append(Row(row, cls, converter, good, contexts, reports, note=row != name))
+        rows.append(Row(row, cls, converter, good, contexts, reports, steps, note=row != name))
     return rows
 
 
@@ -362,9 +367,10 @@ def line(row: Row, candidates: list[Candidate]) -> str:
     rounds_c, elapsed_c = _timed(lambda: [choose(n, h, candidates) for n, h in heads], 0.2)
     choose_us = elapsed_c / (rounds_c * len(heads)) * 1e6
     verdict = "ok" if mb_s >= TARGET_MB_S else f"BELOW {TARGET_MB_S:g} MB/s"
+    steps_s = median * row.steps / 1000
     text = (
         f"{row.name:<18} {len(row.good):>5} {row.total / 1e6:>9.3f} {files_s:>10,.1f} "
-        f"{mb_s:>8.2f} {best:>6.2f} {own_us:>9} {choose_us:>10.0f}  {verdict}"
+        f"{mb_s:>8.2f} {best:>6.2f} {steps_s:>9,.0f} {own_us:>9} {choose_us:>10.0f}  {verdict}"
     )
     if row.note:
         per_file = row.reports / len(row.good)
@@ -489,7 +495,7 @@ def main(
     measure(rows, seconds)
     print(
         f"{'format':<18} {'files':>5} {'MB/round':>9} {'files/s':>10} {'MB/s':>8} {'best':>6} "
-        f"{'sniff µs':>9} {'choose µs':>10}  target"
+        f"{'k steps/s':>9} {'sniff µs':>9} {'choose µs':>10}  target"
     )
     for row in prepared:
         print(row if isinstance(row, str) else line(row, candidates), flush=True)
