@@ -1,4 +1,4 @@
-"""The WATS report model: frozen attrs classes for the whole WSJF document.
+"""The WATS report model: immutable attrs classes for the whole WSJF document.
 
 Python names are snake_case; each field's WSJF name (camelCase, exactly as the server
 spells it) is derived from it, or given in the field's metadata where WATS spells it
@@ -22,6 +22,14 @@ Strings are never trimmed or reformatted, and numbers keep their JSON type (``0`
 ``0``, ``0.0`` stays ``0.0``). Date-times stay the strings they were (``start`` keeps its
 seven fractional digits); :meth:`Report.start_datetime` parses on demand.
 
+The classes are frozen for the type checker, which refuses any assignment to a field
+(``mypy --strict`` runs in CI; change an object with :func:`attrs.evolve`), and plain
+slotted classes at run time: a frozen attrs class sets each field through
+``object.__setattr__``, and a step has 29 of them. Building the objects was a third to a
+half of every converter's time (``bench/convert.py --breakdown``); the plain classes
+convert 15-70 % more MB/s, with the same memory (``docs/performance.md``). They compare
+by value, as frozen ones do (none was ever hashable: ``extra`` is a mapping).
+
 Steps are one class: what makes a step numeric, pass/fail or a sequence call is the
 measurement array or object it carries, not its free-form ``stepType`` string
 (wats-format.md 2.2); :attr:`Step.kind` names it.
@@ -33,11 +41,19 @@ import enum
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from pywats.report.codes import CompOp, ReportType, Result, Status, StepGroup
+
+if TYPE_CHECKING:
+    from attrs import frozen as _value
+else:
+    # See the module's doc: what the type checker sees as frozen is built at the speed of
+    # a plain slotted class.
+    _value = attrs.define
+
 
 #: Metadata key holding a field's WSJF name when it is not the camelCase of its name.
 WIRE = "pywats.wire"
@@ -73,7 +89,7 @@ def _req(wire: str | None = None) -> Any:
     return attrs.field(metadata={WIRE: wire} if wire else {})
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class WireObject:
     """Base of every WSJF object: carries unknown keys and explicit nulls (see module doc)."""
 
@@ -94,7 +110,7 @@ class WireObject:
 # --- Header parts ----------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class UUTInfo(WireObject):
     """``uut``: the test-specific header of a T report."""
 
@@ -117,7 +133,7 @@ class UUTInfo(WireObject):
     referenced_by_uurs: list[JSON] | None = _opt("referencedByUURs")
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class UURInfo(WireObject):
     """``uur``: the repair-specific header of an R report.
 
@@ -140,7 +156,7 @@ class UURInfo(WireObject):
     test_operation_guid: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class MiscInfo(WireObject):
     """``miscInfos[]``: a key (``description``) with a text or (deprecated) numeric value."""
 
@@ -152,7 +168,7 @@ class MiscInfo(WireObject):
     id: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class BinaryData(WireObject):
     """``binaryData[]`` (and UUR failure attachments): a base64 file."""
 
@@ -162,7 +178,7 @@ class BinaryData(WireObject):
     id: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Failure(WireObject):
     """A failure found on a UUR sub-unit: category and code from the repair configuration."""
 
@@ -180,7 +196,7 @@ class Failure(WireObject):
     attachments: list[BinaryData] | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class SubUnit(WireObject):
     """``subUnits[]``: a component of the unit. ``idx`` and ``failures`` are the UUR form."""
 
@@ -195,7 +211,7 @@ class SubUnit(WireObject):
     failures: list[Failure] | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Asset(WireObject):
     """``assets[]``: test equipment used (the C# TDM shape; other shapes stay in ``extra``)."""
 
@@ -204,7 +220,7 @@ class Asset(WireObject):
     usage_count_format: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class AdditionalProperty(WireObject):
     """One property of an ``additionalData`` / ``additionalResults`` entry (may nest)."""
 
@@ -218,7 +234,7 @@ class AdditionalProperty(WireObject):
     array: JSON | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class AdditionalData(WireObject):
     """``additionalData[]`` (report) and ``additionalResults[]`` (step): structured data."""
 
@@ -229,7 +245,7 @@ class AdditionalData(WireObject):
 # --- Steps -----------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class NumericMeasurement(WireObject):
     """``numericMeas[]``. ``name`` is null for a single-measurement step."""
 
@@ -251,7 +267,7 @@ class NumericMeasurement(WireObject):
         return self.comp_op.evaluate(self.value, self.low_limit, self.high_limit)
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class BooleanMeasurement(WireObject):
     """``booleanMeas[]`` of a pass/fail step: only a name (null when single) and a status."""
 
@@ -259,7 +275,7 @@ class BooleanMeasurement(WireObject):
     status: Status | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class StringMeasurement(WireObject):
     """``stringMeas[]``: a measured string compared to an expected ``limit``."""
 
@@ -270,7 +286,7 @@ class StringMeasurement(WireObject):
     limit: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class LoopInfo(WireObject):
     """``loop``: a summary entry has ``num`` (and counts); an iteration has ``idx``."""
 
@@ -281,7 +297,7 @@ class LoopInfo(WireObject):
     failed: int | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class SequenceCallInfo(WireObject):
     """``seqCall``: the sequence file path, sequence name and version."""
 
@@ -290,7 +306,7 @@ class SequenceCallInfo(WireObject):
     version: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class ChartSeries(WireObject):
     """One chart series: semicolon-separated ``xdata``/``ydata`` number lists."""
 
@@ -300,7 +316,7 @@ class ChartSeries(WireObject):
     ydata: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Chart(WireObject):
     """``chart``: an XY graph that any step may carry."""
 
@@ -313,7 +329,7 @@ class Chart(WireObject):
     series: list[ChartSeries] | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Attachment(WireObject):
     """``attachment``: one base64 file on a step."""
 
@@ -323,14 +339,14 @@ class Attachment(WireObject):
     description: str | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class CallExeInfo(WireObject):
     """``callExe`` of a CallExecutable step."""
 
     exit_code: float | None = _opt()
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class MessagePopupInfo(WireObject):
     """``messagePopup`` of a MessagePopup step: the response text and the button pressed."""
 
@@ -355,7 +371,7 @@ class StepKind(enum.Enum):
     ACTION = "action"
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Step(WireObject):
     """A step of the test tree; sequence calls hold child ``steps``."""
 
@@ -423,7 +439,7 @@ class Step(WireObject):
 # --- The report ------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@_value(kw_only=True)
 class Report(WireObject):
     """A WATS report: a test (``type`` T, with ``root``/``uut``) or a repair (R, ``uur``)."""
 
@@ -491,3 +507,11 @@ MODEL_CLASSES: tuple[type[WireObject], ...] = (
     Step,
     Report,
 )
+
+
+if TYPE_CHECKING:
+
+    def _stays_frozen_for_the_type_checker(step: Step) -> None:
+        # Never runs. mypy --strict fails on an unused "ignore": should the model stop
+        # being frozen for the type checker (see the module's doc), this line says so.
+        step.name = ""  # type: ignore[misc]
