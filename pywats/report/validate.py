@@ -24,7 +24,8 @@ Each report is checked once: :func:`validate` remembers the report objects it pa
 (by identity, for as long as they live), so the framework's check of what a converter
 returns (:func:`pywats.converters.base.run_converter`) costs nothing for a converter that
 validated its reports itself, with its own words for where each came from. Reports are
-frozen; one is never changed in place after it was validated.
+values (frozen for the type checker, see :mod:`pywats.report.model`); one is never changed
+in place after it was validated.
 """
 
 from __future__ import annotations
