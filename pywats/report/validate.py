@@ -262,6 +262,12 @@ def _measurements_ok(step: Step) -> bool:
     """True when the step's measurements surely break no rule (the usual case, decided
     without building a path; :func:`_check_measurements` names what a step breaks)."""
     numeric, boolean, string = step.numeric_meas, step.boolean_meas, step.string_meas
+    # The usual steps first: one numeric measurement, or one pass/fail, and nothing else.
+    if not string:
+        if numeric and len(numeric) == 1 and not boolean:
+            return _numeric_ok(numeric[0])
+        if boolean and len(boolean) == 1 and not numeric:
+            return boolean[0].status is not None
     if numeric and not (
         (len(numeric) == 1 or _names_ok(numeric)) and all(map(_numeric_ok, numeric))
     ):

@@ -214,10 +214,24 @@ def test_measurement_names_are_unique() -> None:
     )
 
 
-def test_measurements_need_a_status() -> None:
+@pytest.mark.parametrize(
+    ("step", "key", "alone"),
+    [
+        (0, "numericMeas", True),
+        (1, "stringMeas", True),
+        (2, "booleanMeas", False),
+        (2, "booleanMeas", True),  # one pass/fail alone: the check's quickest case
+    ],
+)
+def test_measurements_need_a_status(step: int, key: str, alone: bool) -> None:
     doc = uut()
-    del doc["root"]["steps"][0]["numericMeas"][0]["status"]
-    assert_rule(doc, "root.steps[0].numericMeas[0].status", "required field is missing")
+    if alone:
+        doc["root"]["steps"][step][key] = doc["root"]["steps"][step][key][:1]
+        for other in ("numericMeas", "stringMeas", "booleanMeas"):
+            if other != key:
+                doc["root"]["steps"][step].pop(other, None)
+    del doc["root"]["steps"][step][key][0]["status"]
+    assert_rule(doc, f"root.steps[{step}].{key}[0].status", "required field is missing")
 
 
 def test_numeric_measurement_needs_a_numeric_operator() -> None:
