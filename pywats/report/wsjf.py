@@ -299,16 +299,29 @@ def _make_class_hooks(
         return cls(**kwargs)
 
     unstructure_plan: list[tuple[str, str, Callable[[Any], Any]]] = []
+    # The generated function for the usual object (no nulls, respellings or unknown
+    # keys: everything a converter builds), see _fast_unstructure.
+    fast: list[Callable[[WireObject], dict[str, JSON]]] = []
 
     def unstructure(obj: WireObject) -> dict[str, JSON]:
-        if not unstructure_plan:
+        if not fast:
             with _RESOLVE_LOCK:
-                if not unstructure_plan:
+                if not fast:
                     built = [
                         (f.name, wire, converter.get_unstructure_hook(ftype))
                         for f, wire, ftype in wires
                     ]
                     unstructure_plan[:] = built
+                    items = [
+                        converter.get_unstructure_hook(get_args(ftype)[0])
+                        if _is_list(ftype) and get_args(ftype)
+                        else None
+                        for _, _, ftype in wires
+                    ]
+                    fast.append(_fast_unstructure(cls, built, items, general))
+        return fast[0](obj)
+
+    def general(obj: WireObject) -> dict[str, JSON]:
         out: dict[str, JSON] = {}
         nulls = obj.nulls
         for name, wire, hook in unstructure_plan:
@@ -330,6 +343,45 @@ def _make_class_hooks(
         return out
 
     return structure, unstructure
+
+
+def _fast_unstructure(
+    cls: type[WireObject],
+    plan: list[tuple[str, str, Callable[[Any], Any]]],
+    items: list[Callable[[Any], Any] | None],
+    general: Callable[[WireObject], dict[str, JSON]],
+) -> Callable[[WireObject], dict[str, JSON]]:
+    """The unstructure function of ``cls`` as straight-line code, as attrs and cattrs
+    generate theirs: one test per field instead of a loop with a ``getattr`` and a hook
+    call each (serialising was slower than converting: 4 µs per object, most of a step's
+    26 fields empty). A field whose hook returns its value unchanged (strings, numbers,
+    codes) is stored as it is; a list (``items``: the hook of each list field's items) is
+    built in one comprehension. An object with nulls, respelled codes or unknown keys (a
+    parsed document's) takes ``general``, which writes the same keys in the same order."""
+    names: dict[str, object] = {"_general": general}
+    lines = [
+        "def unstructure(obj):",
+        "    if obj.nulls or obj.spellings or obj.extra:",
+        "        return _general(obj)",
+        "    out = {}",
+    ]
+    for index, ((name, wire, hook), item) in enumerate(zip(plan, items, strict=True)):
+        lines += [f"    v = obj.{name}", "    if v is not None:"]
+        if hook is cattrs.fns.identity:
+            lines.append(f"        out[{wire!r}] = v")
+        elif item is cattrs.fns.identity:
+            lines.append(f"        out[{wire!r}] = list(v)")
+        elif item is not None:
+            names[f"_i{index}"] = item
+            lines.append(f"        out[{wire!r}] = [_i{index}(x) for x in v]")
+        else:
+            names[f"_h{index}"] = hook
+            lines.append(f"        out[{wire!r}] = _h{index}(v)")
+    lines.append("    return out")
+    code = compile("\n".join(lines), f"<pywats.report.wsjf unstructure {cls.__name__}>", "exec")
+    exec(code, names)  # our own source, made of the model's field names
+    function: Callable[[WireObject], dict[str, JSON]] = names["unstructure"]  # type: ignore[assignment]
+    return function
 
 
 def _strip_none(t: Any) -> Any:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from pywats.errors import MalformedInputError, ReportValidationError
@@ -262,3 +263,41 @@ def test_first_use_from_several_threads_at_once_gives_whole_reports() -> None:
             check=True,
         )
         assert result.stdout.split() == ["1", "8"], result.stdout
+
+
+def test_objects_built_in_code_serialise_every_set_field_falsy_ones_included() -> None:
+    # Converters build objects without nulls or unknown keys: those take the generated
+    # serialiser; with a null recorded, the same object takes the general one. Both must
+    # write every field that is set (0, False, "" and [] included) in declared order.
+    from pywats.report.model import NumericMeasurement, Step
+
+    meas = NumericMeasurement(comp_op=CompOp.LOG, value=0, status=Status.PASSED)
+    step = Step(
+        id=0,
+        step_type="",
+        name="n",
+        status=Status.PASSED,
+        report_text="",
+        tot_time=0.0,
+        caused_seq_failure=False,
+        numeric_meas=[meas],
+        steps=[],
+    )
+    expected = {
+        "id": 0,
+        "stepType": "",
+        "name": "n",
+        "status": "P",
+        "reportText": "",
+        "totTime": 0.0,
+        "causedSeqFailure": False,
+        "numericMeas": [{"compOp": "LOG", "status": "P", "value": 0}],
+        "steps": [],
+    }
+    fast = wsjf.converter.unstructure(step)
+    same_json(json.loads(json.dumps(fast)), expected)
+    assert list(fast) == list(expected)
+    general = wsjf.converter.unstructure(attrs.evolve(step, nulls=frozenset({"errorCode"})))
+    assert list(general) == ["id", "stepType", "name", "status", "errorCode", *list(expected)[4:]]
+    assert general.pop("errorCode") is None
+    same_json(json.loads(json.dumps(general)), expected)
