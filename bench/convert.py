@@ -250,14 +250,17 @@ def inputs(name: str, converter: Converter) -> list[Input]:
     return [Input(p, _source(converter, p, p.read_bytes())) for p in paths]
 
 
-def _timed(run: Callable[[], object], seconds: float) -> tuple[int, float]:
-    """Run ``run`` until ``seconds`` have passed (at least once): (rounds, elapsed)."""
+def _timed(
+    run: Callable[[], object], seconds: float, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
+    """Run ``run`` until ``seconds`` have passed on ``clock`` (at least once): (rounds,
+    elapsed)."""
     rounds = 0
-    start = time.perf_counter()
+    start = clock()
     while True:
         run()
         rounds += 1
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if elapsed >= seconds:
             return rounds, elapsed
 
