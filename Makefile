@@ -22,9 +22,10 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pywats demo
 
-## test: set up and run the whole test suite
+## test: set up and run the whole test suite, on every core (pytest-xdist; worksteal
+## hands the slow process-level tests' neighbours to whichever worker is free)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 ## lint: ruff (lint + format check) and mypy (strict)
 lint: $(STAMP)
