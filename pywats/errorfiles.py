@@ -29,12 +29,9 @@ what was moved is moved back; if even that fails, the error says what is where.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
-import shutil
 import stat
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -44,6 +41,12 @@ import attrs
 from pywats import filenames
 from pywats.errors import PywatsError
 from pywats.pipeline.steps import companions_quietly
+
+# Looked up in this module when called: a test replaces _rename_noreplace here to kill a
+# move back at each step.
+from pywats.placing import rename_noreplace as _rename_noreplace
+from pywats.placing import stage as _stage
+from pywats.placing import staging_name
 
 # The folder halves of a group's move are the post-actions' (one copy of each rule).
 from pywats.postaction import SIDECAR_SUFFIX, copy_tree_to_temp, fsync_dir, remove_tree
@@ -315,71 +318,9 @@ def _source_of(error_dir: Path, name: str, *, recursive: bool) -> tuple[Path, Pu
     return source, relative
 
 
-_RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
-
-
-# Serialises check-then-rename of folders where renameat2 is not available, so two moves
-# back of ours cannot both take one free name.
-_rename_lock = threading.Lock()
-
-
-def _rename_noreplace(source: Path, target: Path, *, is_dir: bool = False) -> None:
-    """``rename(2)`` that fails with :class:`FileExistsError` instead of replacing.
-
-    Linux's ``renameat2(RENAME_NOREPLACE)``, so the check and the rename are one step;
-    where it is not available, a hard link (which never replaces either) and an unlink,
-    or for a folder (which cannot be linked) a check and a rename under a lock.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is not None:
-        done = renameat2(
-            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
-        )
-        if done == 0:
-            return
-        code = ctypes.get_errno()
-        if code == errno.EEXIST:
-            raise FileExistsError(code, os.strerror(code), str(target))
-        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-            raise OSError(code, os.strerror(code), str(target))
-    if is_dir:
-        with _rename_lock:
-            if os.path.lexists(target):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-            os.rename(source, target)
-        return
-    os.link(source, target)
-    os.unlink(source)
-
-
-def _stage(source: Path, staged: Path) -> None:
-    """Make ``staged`` a complete copy of ``source`` (a hard link when the file system can)."""
-    try:
-        os.link(source, staged)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-    else:
-        return
-    # Another file system (or no hard links): a copy, on disk before it gets its name.
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        with open(fd, "wb", closefd=True) as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        os.unlink(staged)
-        raise
-
-
 def _staging_name(target: Path) -> Path:
     """The hidden name ``target`` is made under before it gets its own."""
-    return target.with_name(
-        f".{filenames.fit(target.name, 1 + len(_STAGING_SUFFIX))}{_STAGING_SUFFIX}"
-    )
+    return staging_name(target, _STAGING_SUFFIX)
 
 
 def _remove(path: Path, *, is_dir: bool) -> None:
