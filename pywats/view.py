@@ -203,6 +203,10 @@ class FolderView:
     rejected: int
     """Files moved to the error folder."""
     last_error: str | None
+    patterns: tuple[str, ...] = ()
+    """The file-name globs the entry takes (matched case-insensitively)."""
+    recursive: bool = False
+    """Whether the entry also takes files in subfolders."""
 
 
 @attrs.frozen
@@ -442,6 +446,8 @@ class ServiceView:
                     processed=got.files_converted + got.duplicates_skipped,
                     rejected=got.files_failed,
                     last_error=got.last_error,
+                    patterns=folder.patterns,
+                    recursive=folder.recursive,
                 )
             )
         return tuple(views)

@@ -66,7 +66,14 @@ from pywats.errors import PywatsError
 from pywats.folderlock import FolderLock, lock_folder
 from pywats.inotify import Event, Inotify, InotifyError, Mask
 
-__all__ = ["TEMPORARY_PATTERNS", "WatchConfig", "Watcher", "WatcherStatistics"]
+__all__ = [
+    "TEMPORARY_PATTERNS",
+    "WatchConfig",
+    "Watcher",
+    "WatcherStatistics",
+    "is_temporary",
+    "matches",
+]
 
 log = logging.getLogger("pywats.watcher")
 
@@ -87,7 +94,8 @@ def _check_patterns(_inst: object, _attr: object, value: tuple[str, ...]) -> Non
         raise ValueError(f"patterns must be non-empty file-name globs without '/': {value!r}")
 
 
-def _matches(name: str, patterns: Iterable[str]) -> bool:
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether the file name ``name`` matches one of the globs ``patterns``."""
     # Case-insensitive like the converters' patterns: test equipment writes .XML and .xml.
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
@@ -95,7 +103,7 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 def is_temporary(name: str) -> bool:
     """Whether ``name`` is a temporary name that is never ready (see TEMPORARY_PATTERNS)."""
-    return _matches(name, TEMPORARY_PATTERNS)
+    return matches(name, TEMPORARY_PATTERNS)
 
 
 @attrs.frozen
@@ -141,7 +149,7 @@ class WatchConfig:
 
     def wants(self, name: str) -> bool:
         """Whether a file called ``name`` may be ready: matches a pattern, not temporary."""
-        return not is_temporary(name) and _matches(name, self.patterns)
+        return not is_temporary(name) and matches(name, self.patterns)
 
 
 @attrs.frozen

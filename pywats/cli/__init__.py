@@ -6,7 +6,8 @@ One module per command registers its subparser and handler: :mod:`pywats.cli.con
 control socket: :mod:`pywats.cli.status`, :mod:`pywats.cli.events` and
 :mod:`pywats.cli.control` (pause, resume, stop), :mod:`pywats.cli.manage` (converters,
 server test, config reload, info, instances), :mod:`pywats.cli.files` (files that did not
-convert); :mod:`pywats.cli.tui` (the terminal UI, which imports textual only when it runs)
+convert), :mod:`pywats.cli.submit` (hand a file to a running instance);
+:mod:`pywats.cli.tui` (the terminal UI, which imports textual only when it runs)
 and :mod:`pywats.cli.demo`. Every command returns an exit code;
 errors a user can cause are printed as one line on stderr
 (``pywats <command>: <what>: <why>``), never as a traceback.
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         receiver,
         serve,
         status,
+        submit,
         tui,
     )
 
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.register(sub)
     manage.register(sub)
     files.register(sub)
+    submit.register(sub)
     tui.register(sub)
     demo.register(sub)
     return parser

@@ -102,7 +102,8 @@ def _not_stopping(view: ServiceView) -> None:
         " clock_ahead_s (the station's clock ahead of the server's, s)},"
         " queue {pending, uploading, done, failed, oldest_pending_age_s, total_bytes} or null"
         " while starting, folders [{name, path, converter, enabled, processed, rejected,"
-        " last_error}], disk_full (where the disk is full, or null), clock (epoch s)}"
+        " last_error, patterns, recursive}], disk_full (where the disk is full, or null),"
+        " clock (epoch s)}"
     ),
     inline=True,
 )
@@ -400,7 +401,9 @@ async def _queue_clean(ctx: Context, older_than_days: float) -> dict[str, Any]:
 @REGISTRY.method(
     "converters.list",
     doc="Every watch folder entry with its converter, state and counts.",
-    result="[{name, path, converter, enabled, processed, rejected, last_error}]",
+    result=(
+        "[{name, path, converter, enabled, processed, rejected, last_error, patterns, recursive}]"
+    ),
 )
 async def _converters_list(ctx: Context) -> list[dict[str, Any]]:
     folders: list[dict[str, Any]] = wire.unstructure(list((await ctx.view.status()).folders))
