@@ -16,12 +16,21 @@ import errno
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from pywats import filenames
-from pywats.postaction import fsync_dir
+from pywats.postaction import copy_tree_to_temp, fsync_dir, remove_tree
 
-__all__ = ["SUBMIT_SUFFIX", "copy_into", "place_copy", "rename_noreplace", "stage", "staging_name"]
+__all__ = [
+    "SUBMIT_SUFFIX",
+    "copy_into",
+    "place_copy",
+    "place_group",
+    "rename_noreplace",
+    "stage",
+    "staging_name",
+]
 
 SUBMIT_SUFFIX = ".pywats-submit"
 """The staging suffix of a file ``pywats submit`` is putting into a watch folder."""
@@ -118,3 +127,52 @@ def place_copy(source: Path, target: Path) -> None:
             os.unlink(staged)
         raise
     fsync_dir(target.parent)
+
+
+def _place_companion(source: Path, target: Path) -> None:
+    if not source.is_dir():
+        place_copy(source, target)
+        return
+    staged = copy_tree_to_temp(source, target.parent)
+    try:
+        rename_noreplace(staged, target, is_dir=True)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_tree(staged)
+        raise
+
+
+def place_group(source: Path, target: Path, companions: Sequence[Path] = ()) -> list[Path]:
+    """Put copies of ``companions`` (files or folders, such as Klippel's result folder
+    beside its header) beside ``target`` under their own names, then ``source`` at
+    ``target`` (:func:`place_copy`): the file last, so a watcher takes it with its group
+    whole. All or nothing: the names are checked first, and if a step fails what was
+    placed is removed again. Returns the companions' places.
+
+    Raises:
+        FileExistsError: ``target`` or a companion's name is taken (the first one is
+            named); nothing was placed.
+        OSError: reading or writing failed; nothing was placed.
+    """
+    folder = target.parent
+    places = [folder / c.name for c in companions]
+    for place in [*places, target]:
+        if os.path.lexists(place):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(place))
+    placed: list[Path] = []
+    try:
+        for companion, place in zip(companions, places, strict=True):
+            _place_companion(companion, place)
+            placed.append(place)
+        if placed:
+            fsync_dir(folder)  # the companions are there before the file is
+        place_copy(source, target)
+    except BaseException:
+        for place in reversed(placed):
+            with contextlib.suppress(OSError):
+                if place.is_dir() and not place.is_symlink():
+                    remove_tree(place)
+                else:
+                    os.unlink(place)
+        raise
+    return placed

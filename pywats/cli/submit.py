@@ -2,11 +2,13 @@
 
 The file is copied into the watch folder of the entry that takes its name (``--folder``
 names one), the way test equipment should write: whole under a hidden name, then renamed,
-never over a file that is there. From there the service treats it like any other file
-(conversion, the queue, the post-action, the error folder); the original stays where it
-is. The command subscribes to the instance's events before it places the copy and waits
-(``--timeout-s``, default 60) for the file's outcome, or with ``--until uploaded`` for the
-server's answer to each of its reports; ``--until placed`` returns once the copy is in.
+never over a file that is there; the companions its converter names go first (Klippel's
+result folder beside its header), the file last. From there the service treats it like
+any other file (conversion, the queue, the post-action, the error folder); the originals
+stay where they are. The command subscribes to the instance's events before it places
+the copy and waits (``--timeout-s``, default 60) for the file's outcome, or with
+``--until uploaded`` for the server's answer to each of its reports; ``--until placed``
+returns once the copy is in.
 
 Exit codes as :mod:`pywats.cli.control`: 0 queued (or uploaded), 1 not converted, refused
 by the server, or no outcome in time (the file or its reports stay where the message
@@ -28,12 +30,15 @@ import attrs
 import trio
 
 from pywats.cli.control import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_instance, run_client
-from pywats.placing import place_copy
+from pywats.converters.registry import discover
+from pywats.errors import ConfigError
+from pywats.pipeline.steps import companions_quietly
+from pywats.placing import place_group
 from pywats.rpc import wire
 from pywats.rpc.client import Notifications, RpcClient
 from pywats.watcher import is_temporary, matches
 
-__all__ = ["Waiting", "choose_folder", "register"]
+__all__ = ["Waiting", "choose_folder", "companions_of", "register"]
 
 UNTIL = ("placed", "queued", "uploaded")
 DEFAULT_TIMEOUT_S = 60.0
@@ -98,6 +103,35 @@ def choose_folder(
         listed = "; ".join(f"{e['name']}: {e['path']}" for e in taking)
         raise SubmitError(f"several watch folders take {name!r} ({listed}): name one with --folder")
     return taking[0]
+
+
+def companions_of(
+    entries: Sequence[dict[str, Any]], entry: dict[str, Any], source: Path
+) -> list[Path]:
+    """The companions beside ``source`` (files or folders) that go with it: those the
+    converters of the chosen folder's entries taking its name say belong with it (Klippel's
+    result folder beside its header) and that are there. None when a converter cannot be
+    loaded here (a converter given by module path in the config): the file goes alone."""
+    folder = os.path.realpath(entry["path"])
+    wanted = [entry["converter"]]
+    for other in entries:
+        if (
+            other["enabled"]
+            and os.path.realpath(other["path"]) == folder
+            and matches(source.name, other.get("patterns") or ("*",))
+            and other["converter"] not in wanted
+        ):
+            wanted.append(other["converter"])
+    try:
+        found = discover()
+    except ConfigError:
+        return []
+    names: list[str] = []
+    for converter in wanted:
+        cls = found.get(converter)
+        if cls is not None:
+            names.extend(n for n in companions_quietly(cls(), source) if n not in names)
+    return [source.parent / n for n in names if os.path.lexists(source.parent / n)]
 
 
 def _where(path: str) -> tuple[str, str]:
@@ -250,12 +284,17 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             _say(f"{source}: {exc}")
             return EXIT_USAGE
         target = Path(entry["path"]) / name
+        companions = await trio.to_thread.run_sync(companions_of, entries, entry, source)
+        if companions and name != source.name:
+            shown = ", ".join(c.name for c in companions)
+            _say(f"{source}: a file with companions ({shown}) keeps its name: drop --name")
+            return EXIT_USAGE
         notes = await client.subscribe() if args.until != "placed" else None
         try:
-            await trio.to_thread.run_sync(place_copy, source, target)
-        except FileExistsError:
+            await trio.to_thread.run_sync(place_group, source, target, companions)
+        except FileExistsError as exc:
             _say(
-                f"{target} exists (a file of that name is waiting there): nothing was"
+                f"{exc.filename} exists (a file of that name is waiting there): nothing was"
                 " submitted; wait for it, or give another name with --name"
             )
             return EXIT_USAGE
@@ -267,6 +306,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             if not args.json:
                 print(line, flush=True)
 
+        for companion in companions:
+            say(f"placed {target.parent / companion.name} (a companion, first)")
         say(f"placed {target} (entry {entry['name']})")
         waiting = Waiting(str(target), args.until)
         code = EXIT_OK if notes is None else await _wait(notes, waiting, args.timeout_s, say)

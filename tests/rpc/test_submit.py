@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from pywats import config as config_mod
+from pywats import paths
 from pywats.cli.control import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pywats.cli.submit import SubmitError, Waiting, choose_folder
-from pywats.placing import SUBMIT_SUFFIX, place_copy
+from pywats.placing import SUBMIT_SUFFIX, place_copy, place_group
+from pywats.plan import plan
+from pywats.rpc.server import RpcSettings
+from pywats.service import Service
 from tests.report.minimal import uut
-from tests.rpc.test_cli import cli
+from tests.rpc.test_cli import LIMIT_S, cli
 from tests.rpc.test_cli_commands import runtime, serving
+from tests.test_pipeline_companions import DATA, FOLDER, HEADER, put_unit, tree
 from tests.test_service import receiving
 
 __all__ = ["runtime"]  # the fixture, used by name
@@ -160,6 +167,30 @@ def test_place_copy_never_replaces_and_leaves_nothing_behind(tmp_path: Path) -> 
     assert source.read_bytes() == b"new"
 
 
+def test_place_group_puts_the_companions_first_and_all_or_nothing(tmp_path: Path) -> None:
+    staging, watch = tmp_path / "staging", tmp_path / "in"
+    watch.mkdir()
+    put_unit(staging)
+    header, folder = staging / HEADER, staging / FOLDER
+    assert place_group(header, watch / HEADER, [folder]) == [watch / FOLDER]
+    assert tree(watch) == tree(staging) == tree(DATA)
+    # A name of the group taken: nothing is placed, the one there is not touched.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / FOLDER).mkdir()
+    with pytest.raises(FileExistsError) as caught:
+        place_group(header, other / HEADER, [folder])
+    assert caught.value.filename == str(other / FOLDER)
+    assert os.listdir(other) == [FOLDER]
+    assert os.listdir(other / FOLDER) == []
+    # The file cannot be read: the companion placed before it is removed again.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(FileNotFoundError):
+        place_group(staging / "missing.txt", elsewhere / "missing.txt", [folder])
+    assert os.listdir(elsewhere) == []
+
+
 def report_file(path: Path, **fields: Any) -> str:
     doc = uut()
     doc["id"] = str(uuid.uuid4())
@@ -227,3 +258,41 @@ async def test_submit_gives_up_after_its_timeout_and_the_report_stays_queued(
         assert (answer["entry"], answer["outcome"], answer["exit"]) == ("wsjf", "duplicate", 0)
         assert await cli("queue", "show", report_id, "--instance", "test", "--json") == 0
         assert json.loads(capsys.readouterr().out)["state"] == "pending"
+
+
+async def test_a_klippel_header_is_submitted_with_its_result_folder(
+    tmp_path: Path, runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = {
+        "queue": {"path": str(tmp_path / "queue.db")},
+        "converters": [
+            {
+                "name": "klippel",
+                "watch": str(tmp_path / "in"),
+                "done_dir": str(tmp_path / "done"),
+                "error_dir": str(tmp_path / "error"),
+            }
+        ],
+    }
+    config = config_mod.parse(document, source=tmp_path / "test.toml")
+    service = Service(
+        plan("test", config, token=None),
+        handle_signals=False,
+        rpc=RpcSettings(paths.socket_path("test")),
+    )
+    staging = tmp_path / "staging"
+    put_unit(staging)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            code = await cli("submit", str(staging / HEADER), "--instance", "test")
+            out = capsys.readouterr().out.splitlines()
+            assert code == EXIT_OK, out
+            assert out[:2] == [
+                f"placed {tmp_path / 'in' / FOLDER} (a companion, first)",
+                f"placed {tmp_path / 'in' / HEADER} (entry klippel)",
+            ]
+            assert out[2].startswith("queued 1 report(s): ")
+            service.request_stop()
+    assert tree(tmp_path / "done") == tree(DATA)  # filed together
+    assert tree(staging) == tree(DATA)  # the originals stay
