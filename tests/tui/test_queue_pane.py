@@ -78,8 +78,14 @@ async def test_a_big_report_shows_its_start_in_the_pane_and_all_when_opened() ->
     app, backend = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         queue = await open_queue(app, pilot)
-        backend.bodies[queue.rows[0]["id"]] = BIG_BODY
-        await pilot.press("down", "up")  # fetched again, now with the big body
+        first = queue.rows[0]["id"]
+        # The pane fetches a row again only when it shows another row's JSON: so the first
+        # row's JSON in, the next row's, and back (whatever the machine's speed).
+        await until(pilot, lambda: gets(backend) == [first], "the first report's JSON")
+        backend.bodies[first] = BIG_BODY
+        await pilot.press("down")
+        await until(pilot, lambda: len(gets(backend)) == 2, "the next report's JSON")
+        await pilot.press("up")  # fetched again, now with the big body
         pane = queue.query_one("#detail-text", Static)
         more = f"… {BIG.count(chr(10)) + 1 - PANE_JSON_LINES:,} more line(s)"
         await until(pilot, lambda: more in str(pane.render()), "the count of the rest")
