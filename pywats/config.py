@@ -46,6 +46,7 @@ from pywats import defaults as default
 from pywats import paths
 from pywats.checks import Check, between, non_negative, positive, text
 from pywats.errors import ConfigError
+from pywats.logs import LogLevel  # [log] level (kept with the logging: see cli/serve.py)
 from pywats.upload.config import check_proxy_url, check_server_url, check_token
 
 if TYPE_CHECKING:
@@ -146,15 +147,6 @@ class RpcConfig:
     """``[rpc]``: who may use the control socket besides the service's own user and root."""
 
     allowed_group: str | None = None
-
-
-class LogLevel(enum.StrEnum):
-    """``[log] level``."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ every record that reaches our handler: message, arguments, exception and stack t
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import sys
@@ -27,6 +28,16 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TextIO
+
+
+class LogLevel(enum.StrEnum):
+    """``[log] level``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
 
 ROOT_LOGGER = "pywats"
 """The logger :func:`setup_logging` configures; every pywats module logs below it."""

@@ -11,10 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pywats import config
 from pywats import defaults as default
 from pywats.errors import ConfigError
-from pywats.plan import prepare
 
 _SAMPLE = """\
 # pywats instance configuration (TOML). Every key is optional; the values shown
@@ -100,6 +98,10 @@ SAMPLE = _SAMPLE.format(
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    # Imported when the command runs (as for serve), not for every command's parser.
+    from pywats import config
+    from pywats.plan import prepare
+
     try:
         path = Path(args.config) if args.config else config.find(args.instance)
         if not path.exists():
@@ -128,6 +130,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from pywats import config
+
     if args.output == "-":
         sys.stdout.write(SAMPLE)
         return 0

@@ -22,7 +22,6 @@ from typing import Any
 import trio
 
 from pywats import __version__, paths
-from pywats import config as configuration
 from pywats.cli.control import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_instance, run_client
 from pywats.errors import ConfigError
 from pywats.rpc.client import RpcClient
@@ -183,6 +182,8 @@ def _version_of(distribution: str) -> str:
 
 def _info(instance: str) -> dict[str, Any]:
     import apsw
+
+    from pywats import config as configuration
 
     config_path = configuration.find(instance)
     db = paths.find_db(instance)

@@ -12,20 +12,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import trio
-
-from pywats import config as config_mod
 from pywats import logs, paths
-from pywats.collector import tune_collector
 from pywats.errors import ConfigError, PywatsError
-from pywats.folderlock import FolderLockedError, lock_folder
-from pywats.instance import InstanceLock
-from pywats.pipeline.folders import FolderConfig
-from pywats.plan import prepare
-from pywats.rpc.server import RpcSettings
-from pywats.sdnotify import Notifier, Watchdog
-from pywats.service import Service
+
+if TYPE_CHECKING:
+    from pywats.folderlock import FolderLockedError
+    from pywats.pipeline.folders import FolderConfig
+
+# The service's modules are imported when `serve` runs, not when any `pywats` command
+# builds its parser: `pywats status` should not pay for the whole service.
 
 log = logging.getLogger("pywats.service")
 
@@ -50,6 +47,8 @@ def _folders_taken(folders: Sequence[FolderConfig]) -> FolderLockedError | None:
     at start is what really keeps two processes apart. A folder that does not exist yet
     (the watcher makes it) or cannot be opened is left to the watcher to judge.
     """
+    from pywats.folderlock import FolderLockedError, lock_folder
+
     for folder in folders:
         try:
             lock_folder(folder.watch).release()
@@ -61,6 +60,16 @@ def _folders_taken(folders: Sequence[FolderConfig]) -> FolderLockedError | None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from pywats import config as config_mod
+    from pywats.collector import tune_collector
+    from pywats.instance import InstanceLock
+    from pywats.plan import prepare
+    from pywats.rpc.server import RpcSettings
+    from pywats.sdnotify import Notifier, Watchdog
+    from pywats.service import Service
+
     instance = args.instance
     try:
         # The same check as `pywats config check`: everything the config alone can get
@@ -138,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--log-level",
-        choices=[level.value for level in config_mod.LogLevel],
+        choices=[level.value for level in logs.LogLevel],
         help="override [log] level",
     )
     parser.set_defaults(func=_cmd_serve)

@@ -30,10 +30,7 @@ import attrs
 import trio
 
 from pywats.cli.control import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_instance, run_client
-from pywats.converters.registry import discover
 from pywats.errors import ConfigError
-from pywats.pipeline.steps import companions_quietly
-from pywats.placing import place_group
 from pywats.rpc import wire
 from pywats.rpc.client import Notifications, RpcClient
 from pywats.watcher import is_temporary, matches
@@ -112,6 +109,10 @@ def companions_of(
     converters of the chosen folder's entries taking its name say belong with it (Klippel's
     result folder beside its header) and that are there. None when a converter cannot be
     loaded here (a converter given by module path in the config): the file goes alone."""
+    # Imported here: every converter module, and only for this command.
+    from pywats.converters.registry import discover
+    from pywats.pipeline.steps import companions_quietly
+
     folder = os.path.realpath(entry["path"])
     wanted = [entry["converter"]]
     for other in entries:
@@ -275,6 +276,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     if "/" in name or "\0" in name or name in (".", ".."):
         _say(f"--name {name!r}: give a file name, not a path")
         return EXIT_USAGE
+
+    from pywats.placing import place_group
 
     async def body(client: RpcClient) -> int:
         entries = await client.call("converters.list")

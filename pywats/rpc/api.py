@@ -105,7 +105,6 @@ def _not_stopping(view: ServiceView) -> None:
         " last_error, patterns, recursive}], disk_full (where the disk is full, or null),"
         " clock (epoch s)}"
     ),
-    inline=True,
 )
 async def _status(ctx: Context) -> Encoded:
     seq, now = ctx.view.hub.last_seq, trio.current_time()
@@ -165,7 +164,6 @@ async def _stop(ctx: Context) -> dict[str, Any]:
     doc="Report counts by state and the age of the oldest report still to upload.",
     result="{pending, uploading, done, failed, oldest_pending_age_s, total_bytes}",
     errors=(_STARTING,),
-    inline=True,
 )
 async def _queue_stats(ctx: Context) -> dict[str, Any]:
     snapshot = await ctx.view.status()

@@ -40,21 +40,21 @@ from trio_websocket import (
 )
 
 from pywats.rpc import codec
-from pywats.rpc.api import REGISTRY
 from pywats.rpc.errors import (
     ConnectionLostError,
     PermissionRefusedError,
     RpcError,
     ServiceNotRunningError,
 )
-from pywats.rpc.server import CLOSE_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, MAX_MESSAGE_SIZE
+from pywats.rpc.limits import CLOSE_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, MAX_MESSAGE_SIZE
+from pywats.rpc.methods import INLINE
 
 __all__ = ["GATHERED", "NOTIFICATION_BUFFER", "Notifications", "RpcClient"]
 
 NOTIFICATION_BUFFER = 1000
 """Notifications the client holds before it stops reading the socket."""
 
-GATHERED = frozenset(name for name, spec in REGISTRY.methods.items() if spec.inline)
+GATHERED = INLINE
 """Methods whose concurrent calls share one batch message: those the service answers at
 once from memory (:attr:`~pywats.rpc.methods.MethodSpec.inline`). They only read, so
 sending one twice (after a send that failed half-way) is harmless."""

@@ -119,6 +119,14 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
+INLINE = frozenset({"service.status", "queue.stats"})
+"""The service's methods answered from memory on the connection's reader task
+(:attr:`MethodSpec.inline`): the ones a client gathers into one batch when several of its
+tasks call them at once (:data:`pywats.rpc.client.GATHERED`). Here, not in the method
+registry, so a client knows them without importing the service's handlers.
+"""
+
+
 @attrs.frozen
 class MethodSpec:
     """One method: name, what it does, its params, what it answers and which errors."""
@@ -217,16 +225,18 @@ class Registry(Generic[C]):
         result: str,
         params: Iterable[Param] = (),
         errors: Iterable[ErrorCode] = (),
-        inline: bool = False,
+        inline: bool | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated ``async handler(context, **params)`` as method ``name``
-        (``inline``: see :attr:`MethodSpec.inline`)."""
+        (``inline``: see :attr:`MethodSpec.inline`; by default, whether :data:`INLINE`
+        names it)."""
 
         def register(handler: Handler) -> Handler:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
+            answered_inline = name in INLINE if inline is None else inline
             self._methods[name] = MethodSpec(
-                name, doc, tuple(params), result, tuple(errors), handler, inline
+                name, doc, tuple(params), result, tuple(errors), handler, answered_inline
             )
             return handler
 

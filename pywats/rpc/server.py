@@ -46,6 +46,7 @@ from pywats.paths import make_private_dir
 from pywats.rpc import codec, wire
 from pywats.rpc.api import REGISTRY, Context
 from pywats.rpc.dispatch import Dispatcher
+from pywats.rpc.limits import CLOSE_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, MAX_MESSAGE_SIZE
 from pywats.rpc.snapshots import StatusCache
 from pywats.view import ServiceView
 
@@ -64,12 +65,6 @@ __all__ = [
 
 log = logging.getLogger("pywats.rpc")
 
-HANDSHAKE_TIMEOUT_S = 5.0
-"""Longest a connection may take to finish the WebSocket opening handshake."""
-CLOSE_TIMEOUT_S = 1.0
-"""Longest the closing handshake may take before the stream is cut."""
-MAX_MESSAGE_SIZE = 1 << 20
-"""Largest message accepted (1 MiB, as ``len()`` of the text); larger closes with 1009."""
 CALLS_PER_CONNECTION = 16
 """Calls of one connection answered at once; more wait (the connection stops reading)."""
 SOCKET_MODE = 0o660

@@ -17,6 +17,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, wrap_server_stream
 
+from pywats.rpc.api import REGISTRY
 from pywats.rpc.client import GATHERED, RpcClient
 from pywats.rpc.errors import ConnectionLostError
 from tests.rpc.test_socket import serving
@@ -77,6 +78,9 @@ async def _together(client: RpcClient, method: str, count: int) -> list[Any]:
 
 async def test_concurrent_status_polls_share_one_message(tmp_path: Path) -> None:
     assert {"service.status", "queue.stats"} == GATHERED
+    # The gathered methods are the service's inline ones (the set lives apart from the
+    # registry so a client need not import the handlers).
+    assert {name for name, spec in REGISTRY.methods.items() if spec.inline} == GATHERED
     with trio.fail_after(LIMIT_S):
         async with (
             recording(tmp_path / "peer.sock") as messages,
