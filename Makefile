@@ -22,10 +22,9 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pywats demo
 
-## test: set up and run the whole test suite, on every core (pytest-xdist; worksteal
-## hands the slow process-level tests' neighbours to whichever worker is free)
+## test: set up and run the whole test suite (one process: see README for -n auto)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist worksteal
+	$(BIN)/python -m pytest
 
 ## lint: ruff (lint + format check) and mypy (strict)
 lint: $(STAMP)
