@@ -10,7 +10,10 @@ the palette, and refuses them), and what ``c`` copies and ``w`` saves
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,6 +27,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from pywats.placing import rename_noreplace
 from tui.model import StationModel
 from tui.widgets import StationHeader
 
@@ -264,17 +268,38 @@ class SaveScreen(ModalScreen[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         path = Path(os.path.expanduser(event.value.strip() or str(self.default)))
         try:
-            # Never replace a file the user has: "x" fails if it exists.
-            with path.open("x", encoding="utf-8") as out:
-                out.write(self.text if self.text.endswith("\n") else self.text + "\n")
-        except OSError as exc:
-            self.notify(f"cannot save to {path}: {exc.strerror or exc}", severity="error")
+            save_whole(path, self.text if self.text.endswith("\n") else self.text + "\n")
+        except (OSError, UnicodeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            self.notify(f"cannot save to {path}: {why}", severity="error")
             return
         self.notify(f"saved to {path}")
         self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def save_whole(path: Path, text: str) -> None:
+    """Write ``text`` to a new file ``path``, which appears whole or not at all: written
+    under a hidden name beside it, then renamed, never over a file the user has.
+
+    Raises:
+        FileExistsError: ``path`` exists; nothing was written.
+        OSError: the folder cannot be written; nothing is left behind.
+    """
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        rename_noreplace(staged, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
 
 
 class TextScreen(ModalScreen[None]):

@@ -4,6 +4,7 @@ canned backend (:mod:`tests.tui.fakes`), which records every call."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ async def test_copy_and_save_what_a_screen_shows(
         field.value = str(target)  # type: ignore[attr-defined]
         await pilot.press("enter")
         await until(pilot, target.exists, "the file")
-        assert target.read_text() == app.clipboard + "\n"
+        assert target.read_text() == app.clipboard + "\n"  # whole as soon as it is there
+        assert os.listdir(tmp_path) == ["saved.txt"]  # nothing left under another name
         # Never over a file that is there.
         await pilot.press("w")
         app.screen.query_one("#save-path").value = str(target)  # type: ignore[attr-defined]
