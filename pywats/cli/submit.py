@@ -40,6 +40,7 @@ __all__ = ["Waiting", "choose_folder", "companions_of", "register"]
 UNTIL = ("placed", "queued", "uploaded")
 DEFAULT_TIMEOUT_S = 60.0
 LISTED_MAX = 10
+UPLOADED = "uploaded"
 """Report ids a line names at most; past that, a count (a CSV file may hold thousands)."""
 
 
@@ -158,9 +159,15 @@ class Waiting:
     """The file's: ``converted``, ``duplicate``, ``rejected``, ``left`` or ``vanished``."""
     detail: str = ""
     report_ids: tuple[str, ...] | None = None
-    answers: dict[str, tuple[str, str]] = attrs.field(factory=dict)  # id -> (kind, text)
+    answers: dict[str, str] = attrs.field(factory=dict)
+    """Report id -> the server's answer (:data:`UPLOADED` or the refusal), every report's
+    until the file's outcome says which are ours."""
     retrying: set[str] = attrs.field(factory=set)
     gap: bool = False
+    _key: tuple[str, str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._key = _where(self.target)  # once: each file event is compared with it
 
     def feed(self, method: str, params: dict[str, Any]) -> list[str]:
         """The lines a notification gives, and whether it ends the wait (:attr:`code`)."""
@@ -172,7 +179,7 @@ class Waiting:
         if method in ("report.uploaded", "report.failed", "report.retrying"):
             return self._report(method, params)
         source = params.get("source")
-        if not isinstance(source, str) or _where(source) != _where(self.target):
+        if not isinstance(source, str) or _where(source) != self._key:
             return []
         if method == "file.rejected":
             self.code = EXIT_FAILED
@@ -219,25 +226,22 @@ class Waiting:
             self.retrying.add(report_id)
             return [f"{report_id}: not uploaded yet, retrying: {params.get('message', '')}"]
         if method == "report.uploaded":
-            self.answers[report_id] = ("uploaded", f"{report_id}: uploaded")
+            self.answers[report_id] = UPLOADED
         else:
-            self.answers[report_id] = (
-                "failed",
-                f"{report_id}: refused by the server: {params.get('message', '')}",
-            )
+            self.answers[report_id] = f"refused by the server: {params.get('message', '')}"
         return self._settled() if self.report_ids is not None else []
 
     def _settled(self) -> list[str]:
         assert self.report_ids is not None
         if not all(i in self.answers for i in self.report_ids):
             return []
-        answers = [self.answers[i] for i in self.report_ids]
-        failed = [text for kind, text in answers if kind != "uploaded"]
+        lines = [f"{i}: {self.answers[i]}" for i in self.report_ids]
+        failed = [f"{i}: {self.answers[i]}" for i in self.report_ids if self.answers[i] != UPLOADED]
         self.code = EXIT_FAILED if failed else EXIT_OK
-        if len(answers) <= LISTED_MAX:
-            return [text for _, text in answers]
+        if len(lines) <= LISTED_MAX:
+            return lines
         # A file of thousands of reports (one per CSV row): the refusals, and a count.
-        return [*failed, f"{len(answers) - len(failed)} of {len(answers)} report(s) uploaded"]
+        return [*failed, f"{len(lines) - len(failed)} of {len(lines)} report(s) uploaded"]
 
     def summary(self) -> dict[str, Any]:
         """What ``--json`` prints: the file's outcome and each report's answer so far."""
@@ -245,7 +249,7 @@ class Waiting:
             "outcome": self.outcome,
             "detail": self.detail,
             "report_ids": list(self.report_ids or ()),
-            "answers": {i: text.split(": ", 1)[1] for i, (_, text) in self.answers.items()},
+            "answers": {i: self.answers[i] for i in self.report_ids or () if i in self.answers},
         }
 
     def timed_out(self, seconds: float) -> str:

@@ -108,6 +108,19 @@ def test_waiting_for_uploads_counts_answers_that_came_before_the_files_outcome()
     assert wait.code == EXIT_FAILED
 
 
+def test_the_json_summary_names_only_the_files_own_reports() -> None:
+    wait = Waiting("/in/r.json", "uploaded")
+    wait.feed("report.uploaded", {"report_id": "other"})  # another file's, before ours
+    wait.feed("file.processed", processed("/in/r.json", "converted", "a"))
+    wait.feed("report.failed", {"report_id": "a", "message": "400 bad pn"})
+    assert wait.summary() == {
+        "outcome": "converted",
+        "detail": "",
+        "report_ids": ["a"],
+        "answers": {"a": "refused by the server: 400 bad pn"},
+    }
+
+
 def test_a_file_of_many_reports_is_told_as_counts_and_the_refusals() -> None:
     ids = [f"r{n}" for n in range(25)]
     wait = Waiting("/in/rows.csv", "uploaded")
@@ -256,6 +269,7 @@ async def test_submit_gives_up_after_its_timeout_and_the_report_stays_queued(
         answer = json.loads(capsys.readouterr().out)
         assert answer["path"] == str(tmp_path / "in" / "good.json")
         assert (answer["entry"], answer["outcome"], answer["exit"]) == ("wsjf", "duplicate", 0)
+        assert answer["answers"] == {}  # nothing uploaded: no server
         assert await cli("queue", "show", report_id, "--instance", "test", "--json") == 0
         assert json.loads(capsys.readouterr().out)["state"] == "pending"
 
