@@ -25,6 +25,7 @@ from pywats.postaction import copy_tree_to_temp, fsync_dir, remove_tree
 __all__ = [
     "SUBMIT_SUFFIX",
     "copy_into",
+    "place_bytes",
     "place_copy",
     "place_group",
     "rename_noreplace",
@@ -82,6 +83,30 @@ def copy_into(source: Path, staged: Path) -> None:
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+
+
+def place_bytes(data: bytes, target: Path, suffix: str) -> None:
+    """Write ``data`` as the new file ``target``: whole and durable under a hidden name
+    (``suffix`` says whose), then renamed only if the name is free.
+
+    Raises:
+        FileExistsError: ``target`` exists; nothing was written.
+        OSError: the folder cannot be written; nothing is left behind.
+    """
+    staged = staging_name(target, suffix)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staged)  # left by a write that was killed: never a file of the folder
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        with open(fd, "wb", closefd=True) as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        rename_noreplace(staged, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(staged)

@@ -10,10 +10,8 @@ the palette, and refuses them), and what ``c`` copies and ``w`` saves
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,7 +25,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from pywats.placing import rename_noreplace
+from pywats.placing import place_bytes
 from tui.model import StationModel
 from tui.widgets import StationHeader
 
@@ -280,26 +278,22 @@ class SaveScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+SAVE_SUFFIX = ".pywats-save"
+"""The hidden name's suffix of a file being saved."""
+
+
 def save_whole(path: Path, text: str) -> None:
-    """Write ``text`` to a new file ``path``, which appears whole or not at all: written
-    under a hidden name beside it, then renamed, never over a file the user has.
+    """Write ``text`` to a new file ``path``, which appears whole or not at all, never
+    over a file the user has (:func:`pywats.placing.place_bytes`).
 
     Raises:
         FileExistsError: ``path`` exists; nothing was written.
+        UnicodeError: ``text`` cannot be written as UTF-8; nothing was written.
         OSError: the folder cannot be written; nothing is left behind.
     """
-    if os.path.lexists(path):
+    if os.path.lexists(path):  # before the text is encoded and written for nothing
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
-    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        rename_noreplace(staged, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(staged)
-        raise
+    place_bytes(text.encode("utf-8"), path, SAVE_SUFFIX)
 
 
 class TextScreen(ModalScreen[None]):
