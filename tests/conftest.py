@@ -18,11 +18,14 @@ cannot scope that hook by its folder; and the service's tests sit at the top of
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio.testing
 from pytest_trio.plugin import automark, choose_run, handle_fixture
+
+from tests.clock import pausing_autojump_in_threads
 
 ASYNCIO_TESTS = Path(__file__).parent / "tui"
 """Async tests under this folder run on asyncio, not trio."""
@@ -62,10 +65,17 @@ def pytest_fixture_setup(
 def autojump() -> trio.testing.MockClock:
     """Virtual time for tests that also use the store, scans or sockets.
 
-    It jumps to the next deadline only after 0.1 s of real idleness: the store's worker
-    thread (and a watcher's scan thread) are invisible to trio, so with pytest-trio's
-    ``autojump_clock`` (threshold 0) virtual time would race ahead while a commit runs.
-    A commit takes about 2 ms here. pytest-trio runs a test on a clock only when the
-    *test function* names the fixture (a fixture depending on it is not enough).
+    It jumps to the next deadline after 0.02 s of real idleness, and never while a thread
+    call (the store's worker, a scan, a file move) is in flight: trio cannot see a thread
+    working, so with pytest-trio's ``autojump_clock`` virtual time would race ahead while
+    a commit runs (see :mod:`tests.clock`). pytest-trio runs a test on a clock only when
+    the *test function* names the fixture (a fixture depending on it is not enough).
     """
-    return trio.testing.MockClock(autojump_threshold=0.1)
+    return trio.testing.MockClock(autojump_threshold=0.02)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pause_autojump_in_threads() -> Iterator[None]:
+    # Every mock clock of the session, pytest-trio's autojump_clock included.
+    with pausing_autojump_in_threads():
+        yield

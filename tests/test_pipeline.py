@@ -56,6 +56,7 @@ from pywats.events import FileOutcome as Outcome
 from pywats.pipeline import FolderConfig, Pipeline, PostAction
 from pywats.report import Report, wsjf
 from pywats.store import NewReport, QueuedReport, SourceFile, Store
+from tests.clock import waiting_for_the_test
 from tests.conftest import LONG_TESTS
 from tests.report import minimal
 
@@ -267,8 +268,9 @@ class Gated:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(lambda: self._changed.set())
         # Bounded: a test that forgets to open the gate fails instead of hanging.
-        if not self.gate.wait(60):
-            raise RuntimeError("gate never opened")
+        with waiting_for_the_test():
+            if not self.gate.wait(60):
+                raise RuntimeError("gate never opened")
         return WsjfConverter().convert(source, context)
 
     async def wait_entered(self, count: int, timeout: float = 20) -> list[str]:

@@ -5,8 +5,8 @@ threads; waits are for the pipeline's events, bounded by ``trio.fail_after``. Wh
 test shows that something is *not* taken, it shows it by the order of inotify events
 (a later file of another entry of the same watcher came through) or by the watcher
 holding no watch at all, and then lets a rescan pass. Rescans and settle times run on a
-mock clock that jumps once every task has waited 0.1 s of real time (well above a
-commit's latency, see docs/architecture.md), so those periods cost no real time.
+mock clock that jumps once every task has waited a moment of real time with no thread
+call in flight (``tests/clock.py``), so those periods cost no real time.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 and a real queue database in tmp_path.
 
 Test rules: every test runs on a mock clock that jumps when all trio tasks have been
-blocked for 0.1 s of real time (the store works in a thread, which trio cannot see, so the
-threshold must be well above a commit's latency), and every test body is bounded by a
+blocked for a moment of real time with no thread call (the store's) in flight
+(``tests/clock.py``), and every test body is bounded by a
 virtual ``trio.fail_after``. The store's wall clock follows the virtual clock, so
 ``next_attempt_at`` and ``Retry-After`` line up with trio's time. Timing assertions are
 one-sided ("not before 7 s"). Reports get fresh uuid ids; each receiver has its own
