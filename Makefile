@@ -22,9 +22,9 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pywats demo
 
-## test: set up and run the whole test suite (one process: see README for -n auto)
+## test: set up and run the whole test suite, on every core (pytest-xdist)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 ## lint: ruff (lint + format check) and mypy (strict)
 lint: $(STAMP)
