@@ -274,6 +274,26 @@ def test_gr228x_lower_case_months_and_crlf() -> None:
     assert [without_id(r) for r in reports] == [without_id(r) for r in gr228x(SAMPLE)]
 
 
+def test_gr228x_prefixes_and_types_in_either_case() -> None:
+    lower = (
+        SAMPLE.decode()
+        .replace("R402=45.131532MEG(500K,)R", "R402=45.131532meg(500k,)r")
+        .replace(
+            "C206=10.212763N(7.999999N,12.000001N)CP", "C206=1.0212763e1n(7.999999n,12.000001N)cp"
+        )
+    )
+    _, failed, _ = gr228x(lower)
+    assert numeric(step(failed, "R402(R)")) == (
+        45131532.0,
+        CompOp.GE,
+        500000.0,
+        None,
+        "Ohm",
+        Status.PASSED,
+    )
+    assert numeric(step(failed, "C206(CP)")) == numeric(step(gr228x(SAMPLE)[1], "C206(CP)"))
+
+
 def test_gr228x_arguments() -> None:
     (report, *_) = gr228x(SAMPLE, partNumber="PCBA-43420", partRevision="B")
     assert (report.pn, report.rev) == ("PCBA-43420", "B")
@@ -302,6 +322,9 @@ def test_gr228x_bad_input() -> None:
     assert "line 3: the UUT line has no serial number" in gr228x_error(no_sn)
     bad_date = SAMPLE.decode().replace("@31-JUL-12  14:19:32", "@31-JUX-12  14:19:32")
     assert "line 8: '31-JUX-12  14:19:32' is not a date and time" in gr228x_error(bad_date)
+    # The Kelvin sign folds to "k" but is no prefix (it once crashed with a KeyError).
+    kelvin = SAMPLE.decode().replace("R508=100.20007K(", "R508=100.20007\u212a(")
+    assert "line 10: not a GR228X measurement" in gr228x_error(kelvin)
 
 
 # === Spectrum ===============================================================================
