@@ -20,14 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pywats.converters import Source, StationDefaults, load_converter
-from pywats.errors import ConversionError
+from pywats.converters import Source, load_converter
 from pywats.pipeline.steps import read_companions_now
-from pywats.report import wsjf
+from tests.converters.test_fuzz import check
 from tests.converters.test_teradyne import SPECTRUM_SMALL
 
 DATA = Path(__file__).parents[1] / "data" / "equipment"
-STATION = StationDefaults(machine_name="ST-1", location="Line 1", purpose="Production")
 FOLDING = {"k": "\u212a", "K": "\u212a", "s": "\u017f", "S": "\u017f", "i": "\u0131", "I": "\u0130"}
 FUZZ = settings(
     max_examples=40,
@@ -98,16 +96,4 @@ def source(name: str, rnd: random.Random) -> Source:
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
 def test_letters_that_fold_to_ascii_give_reports_or_a_clear_error(name: str, seed: int) -> None:
-    loaded = load_converter(name)
-    failure: ConversionError | None = None
-    try:
-        reports = loaded.convert(source(name, random.Random(seed)), STATION)
-    except ConversionError as exc:
-        failure = exc
-        reports = []
-    if failure is not None:
-        assert failure.converter == name
-        assert "converter crashed" not in str(failure), str(failure)
-        assert "\n" not in str(failure)
-    for report in reports:
-        assert wsjf.loads(wsjf.dumps(report)) == report
+    check(load_converter(name), source(name, random.Random(seed)))

@@ -81,11 +81,13 @@ CONVERTERS = {
 }
 
 
-def check(loaded: LoadedConverter, data: bytes) -> None:
-    """The converter returns valid reports or raises its own clear ConversionError."""
+def check(loaded: LoadedConverter, data: bytes | Source) -> None:
+    """The converter returns valid reports or raises its own clear ConversionError (one
+    line). ``data`` is the file's bytes, or a whole Source (a path, companions)."""
+    source = data if isinstance(data, Source) else Source(Path("input"), data)
     failure: ConversionError | None = None
     try:
-        reports = loaded.convert(Source(Path("input"), data), STATION)
+        reports = loaded.convert(source, STATION)
     except ConversionError as exc:
         failure = exc
         reports = []
@@ -93,6 +95,7 @@ def check(loaded: LoadedConverter, data: bytes) -> None:
         assert failure.converter == loaded.name
         assert "converter crashed" not in str(failure), str(failure)
         assert "must return a list" not in str(failure)
+        assert "\n" not in str(failure)
     for report in reports:
         # The WSJF it becomes is valid and reads back to the same report.
         assert wsjf.loads(wsjf.dumps(report)) == report
