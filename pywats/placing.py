@@ -16,8 +16,9 @@ import errno
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from pywats import filenames
 from pywats.postaction import copy_tree_to_temp, fsync_dir, remove_tree
@@ -74,19 +75,42 @@ def rename_noreplace(source: Path, target: Path, *, is_dir: bool = False) -> Non
     os.unlink(source)
 
 
-def copy_into(source: Path, staged: Path) -> None:
-    """Write ``staged`` (which must not exist) as a copy of ``source``, on disk (fsync-ed)
-    before it gets its name; a partial copy is removed."""
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+def _write_new(staged: Path, fill: Callable[[BinaryIO], object], mode: int) -> None:
+    """Create ``staged`` (which must not exist), ``fill`` it and put it on disk (fsync);
+    a partial file is removed."""
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        with open(fd, "wb", closefd=True) as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out)
+        with open(fd, "wb", closefd=True) as out:
+            fill(out)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(staged)
         raise
+
+
+def copy_into(source: Path, staged: Path) -> None:
+    """Write ``staged`` (which must not exist) as a copy of ``source``, on disk (fsync-ed)
+    before it gets its name; a partial copy is removed."""
+    with source.open("rb") as src:
+        _write_new(staged, lambda out: shutil.copyfileobj(src, out), 0o644)
+
+
+def _place(target: Path, suffix: str, fill: Callable[[BinaryIO], object], mode: int) -> None:
+    """Make ``target`` whole under its staging name, then give it its name if that is
+    free; nothing is left behind when a step fails."""
+    staged = staging_name(target, suffix)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staged)  # left by a placing that was killed: never a file of the folder
+    _write_new(staged, fill, mode)
+    try:
+        rename_noreplace(staged, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+    fsync_dir(target.parent)
 
 
 def place_bytes(data: bytes, target: Path, suffix: str) -> None:
@@ -97,20 +121,7 @@ def place_bytes(data: bytes, target: Path, suffix: str) -> None:
         FileExistsError: ``target`` exists; nothing was written.
         OSError: the folder cannot be written; nothing is left behind.
     """
-    staged = staging_name(target, suffix)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(staged)  # left by a write that was killed: never a file of the folder
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with open(fd, "wb", closefd=True) as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        rename_noreplace(staged, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(staged)
-        raise
+    _place(target, suffix, lambda out: out.write(data), 0o666)
 
 
 def stage(source: Path, staged: Path) -> None:
@@ -141,17 +152,8 @@ def place_copy(source: Path, target: Path) -> None:
         FileExistsError: ``target`` exists; nothing was placed.
         OSError: reading ``source`` or writing the folder failed; nothing was placed.
     """
-    staged = staging_name(target, SUBMIT_SUFFIX)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(staged)
-    copy_into(source, staged)
-    try:
-        rename_noreplace(staged, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(staged)
-        raise
-    fsync_dir(target.parent)
+    with source.open("rb") as src:
+        _place(target, SUBMIT_SUFFIX, lambda out: shutil.copyfileobj(src, out), 0o644)
 
 
 def _place_companion(source: Path, target: Path) -> None:

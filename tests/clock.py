@@ -30,8 +30,8 @@ import apsw.aio
 import trio
 import trio.testing
 
-_paused: dict[int, tuple[trio.testing.MockClock, int, float]] = {}
-"""Per clock (by id) whose autojump is off: the clock, calls in flight, its threshold."""
+_paused: dict[int, tuple[int, float]] = {}
+"""Per clock (by id) whose autojump is off: calls in flight, and its threshold."""
 
 
 def _pause() -> None:
@@ -41,11 +41,11 @@ def _pause() -> None:
         return
     key = id(clock)
     if key in _paused:
-        _, calls, threshold = _paused[key]
-        _paused[key] = (clock, calls + 1, threshold)
+        calls, threshold = _paused[key]
+        _paused[key] = (calls + 1, threshold)
     else:
         # A clock without autojump (threshold inf) is paused all the same: harmless.
-        _paused[key] = (clock, 1, clock.autojump_threshold)
+        _paused[key] = (1, clock.autojump_threshold)
         clock.autojump_threshold = math.inf
 
 
@@ -55,12 +55,12 @@ def _resume() -> None:
     if not isinstance(clock, trio.testing.MockClock):
         return
     key = id(clock)
-    _, calls, threshold = _paused[key]
+    calls, threshold = _paused[key]
     if calls == 1:
         del _paused[key]
         clock.autojump_threshold = threshold
     else:
-        _paused[key] = (clock, calls - 1, threshold)
+        _paused[key] = (calls - 1, threshold)
 
 
 @contextmanager

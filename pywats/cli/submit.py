@@ -40,8 +40,9 @@ __all__ = ["Waiting", "choose_folder", "companions_of", "register"]
 UNTIL = ("placed", "queued", "uploaded")
 DEFAULT_TIMEOUT_S = 60.0
 LISTED_MAX = 10
-UPLOADED = "uploaded"
 """Report ids a line names at most; past that, a count (a CSV file may hold thousands)."""
+UPLOADED = "uploaded"
+"""A report's answer when the server took it (else the refusal's text)."""
 
 
 class SubmitError(Exception):
@@ -51,6 +52,11 @@ class SubmitError(Exception):
 def _listed(ids: Sequence[str]) -> str:
     shown = ", ".join(ids[:LISTED_MAX])
     return shown if len(ids) <= LISTED_MAX else f"{shown} and {len(ids) - LISTED_MAX} more"
+
+
+def _takes(entry: dict[str, Any], name: str) -> bool:
+    """Whether the entry's patterns (as ``converters.list`` gives them) take ``name``."""
+    return matches(name, entry.get("patterns") or ("*",))
 
 
 def _entries_text(entries: Sequence[dict[str, Any]]) -> str:
@@ -84,13 +90,13 @@ def choose_folder(
                 f"entry {wanted!r} is disabled: a file put there waits until"
                 f" `pywats converters enable {wanted}`"
             )
-        if not matches(name, chosen.get("patterns") or ("*",)):
+        if not _takes(chosen, name):
             raise SubmitError(
                 f"entry {wanted!r} takes only {', '.join(chosen['patterns'])}: {name!r}"
                 " would wait there forever; rename the file or choose another entry"
             )
         return chosen
-    taking = [e for e in entries if e["enabled"] and matches(name, e.get("patterns") or ("*",))]
+    taking = [e for e in entries if e["enabled"] and _takes(e, name)]
     folders = {os.path.realpath(e["path"]) for e in taking}
     if not taking:
         raise SubmitError(
@@ -120,7 +126,7 @@ def companions_of(
         if (
             other["enabled"]
             and os.path.realpath(other["path"]) == folder
-            and matches(source.name, other.get("patterns") or ("*",))
+            and _takes(other, source.name)
             and other["converter"] not in wanted
         ):
             wanted.append(other["converter"])
